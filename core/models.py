@@ -1,0 +1,124 @@
+"""The model client layer: one factory for the chat model of a role.
+
+Every sub-agent is a LangChain ``ChatOpenAI`` pointed at the vLLM endpoint; its
+``model`` field names the role's LoRA adapter, or ``base`` when the role has no
+adapter (yet) or the server does not serve it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import openai
+from langchain_openai import ChatOpenAI
+
+from autoact.serving.vllm_server import ServerError, list_models
+from autoact.settings import BASE_MODEL_NAME, ROLES, Settings
+
+
+class ModelServerUnreachable(ServerError):
+    pass
+
+
+def endpoint_file(settings: Settings) -> Path:
+    """Where ``autoact serve`` records the endpoint it started or attached to."""
+    return settings.home / "endpoint.json"
+
+
+def write_endpoint(settings: Settings, info: dict) -> Path:
+    path = endpoint_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def endpoint_url(settings: Settings) -> str:
+    """The endpoint to use: the setting, else the one ``autoact serve`` recorded."""
+    if settings.server.base_url:
+        return settings.server.base_url.rstrip("/")
+    path = endpoint_file(settings)
+    if path.is_file():
+        return json.loads(path.read_text())["base_url"].rstrip("/")
+    raise ModelServerUnreachable(
+        "no model server configured: start one with `autoact serve`, or set "
+        "server.base_url (AUTOACT_SERVER__BASE_URL) to an OpenAI-compatible endpoint"
+    )
+
+
+def role_model_name(role: str, settings: Settings, served: list[str]) -> str:
+    """The ``model`` field for a role: its adapter if served, else the base."""
+    adapter = settings.adapter_for(role)
+    if adapter and adapter in served:
+        return adapter
+    return BASE_MODEL_NAME
+
+
+class EndpointChatOpenAI(ChatOpenAI):
+    """ChatOpenAI whose connection errors name the endpoint URL."""
+
+    def _generate(self, *args: Any, **kwargs: Any):
+        try:
+            return super()._generate(*args, **kwargs)
+        except openai.APIConnectionError as exc:
+            raise ModelServerUnreachable(
+                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
+            ) from exc
+
+    async def _agenerate(self, *args: Any, **kwargs: Any):
+        try:
+            return await super()._agenerate(*args, **kwargs)
+        except openai.APIConnectionError as exc:
+            raise ModelServerUnreachable(
+                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
+            ) from exc
+
+
+def chat_model(
+    role: str,
+    settings: Settings,
+    base_url: str | None = None,
+    served: list[str] | None = None,
+    **overrides: Any,
+) -> EndpointChatOpenAI:
+    """The chat model for ``role`` (plan, tool, reflect or meta).
+
+    ``served`` (the endpoint's model list) is fetched when not given, which also
+    checks that the server answers. ``overrides`` replace sampling fields
+    (temperature, max_tokens, stop, top_p, seed).
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles are {list(ROLES)}")
+    url = (base_url or endpoint_url(settings)).rstrip("/")
+    if served is None:
+        try:
+            served = list_models(url)
+        except ServerError as exc:
+            raise ModelServerUnreachable(str(exc)) from exc
+    sampling = settings.sampling_for(role).model_copy(update=overrides)
+    return EndpointChatOpenAI(
+        model=role_model_name(role, settings, served),
+        base_url=url,
+        api_key="EMPTY",
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        stop=list(sampling.stop) or None,
+        seed=sampling.seed,
+        max_retries=settings.max_retries,
+        timeout=settings.request_timeout_s,
+        stream_usage=True,
+    )
+
+
+def role_models(settings: Settings, base_url: str | None = None) -> dict[str, EndpointChatOpenAI]:
+    """One chat model per role, sharing one look-up of the served models."""
+    url = (base_url or endpoint_url(settings)).rstrip("/")
+    try:
+        served = list_models(url)
+    except ServerError as exc:
+        raise ModelServerUnreachable(str(exc)) from exc
+    return {role: chat_model(role, settings, url, served) for role in ROLES}

