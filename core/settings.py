@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,8 @@ RAW_BASE_NAME = "base-weights"
 BASE_MODEL_NAME = "base"
 
 CONFIG_FILE_NAMES = ("autoact.toml", "autoact.yaml", "autoact.yml")
+#: A config file named in code (``load_settings(config=…)``); beats $AUTOACT_CONFIG.
+_explicit_config: ContextVar[Path | None] = ContextVar("autoact_config", default=None)
 
 
 def default_home() -> Path:
@@ -141,11 +144,11 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
 
 
 def config_path() -> Path | None:
-    named = os.environ.get("AUTOACT_CONFIG")
+    named = _explicit_config.get() or os.environ.get("AUTOACT_CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
-            raise FileNotFoundError(f"AUTOACT_CONFIG names {path}, which is not a file")
+            raise FileNotFoundError(f"config file {path} does not exist")
         return path
     for name in CONFIG_FILE_NAMES:
         if Path(name).is_file():
@@ -166,7 +169,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
     """Settings with an explicit config file (if given) and code/CLI overrides on top."""
-    if config is not None:
-        os.environ["AUTOACT_CONFIG"] = str(config)
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    token = _explicit_config.set(Path(config) if config is not None else None)
+    try:
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return Settings(**clean)
+    finally:
+        _explicit_config.reset(token)

@@ -217,16 +217,25 @@ class VLLMServer:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the process group we started (nothing, for an attached endpoint)."""
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        # The leader may be gone while its workers still run: signal the whole group
+        # and wait until no member is left.
+        pgid = proc.pid
+        for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                proc.poll()  # reap the leader
+                try:
+                    os.killpg(pgid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.2)
+        proc.poll()
 
     def __enter__(self) -> "VLLMServer":
         return self.start()

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from autoact.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for key in list(__import__("os").environ):
+        if key.startswith("AUTOACT_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults():
+    s = Settings()
+    assert s.model == "embedded"
+    assert s.sampling.temperature == 0.0
+    assert s.adapter_for("plan") == "plan"
+    assert s.adapter_for("meta") is None
+
+
+def test_file_then_env_then_code_precedence(tmp_path, monkeypatch):
+    cfg = tmp_path / "autoact.toml"
+    cfg.write_text('concurrency = 3\nmodel = "/from/file"\n[sampling]\ntemperature = 0.5\nmax_tokens = 64\n')
+    s = Settings()
+    assert (s.concurrency, s.model, s.sampling.temperature, s.sampling.max_tokens) == (3, "/from/file", 0.5, 64)
+
+    monkeypatch.setenv("AUTOACT_CONCURRENCY", "5")
+    monkeypatch.setenv("AUTOACT_SAMPLING__TEMPERATURE", "0.9")
+    s = Settings()
+    assert s.concurrency == 5 and s.sampling.temperature == 0.9
+    assert s.sampling.max_tokens == 64  # untouched nested field still from the file
+
+    s = load_settings(concurrency=7, model=None)
+    assert s.concurrency == 7  # code beats env
+    assert s.model == "/from/file"  # None means "not given"
+
+
+def test_explicit_yaml_config(tmp_path, monkeypatch):
+    cfg = tmp_path / "elsewhere.yaml"
+    cfg.write_text("run_dir: runs/x\nadapters:\n  plan: p2\n  tool: t2\n")
+    s = load_settings(cfg)
+    assert s.run_dir == Path("runs/x")
+    assert s.adapter_for("plan") == "p2" and s.adapter_for("reflect") is None
+
+
+def test_role_sampling_override():
+    s = Settings(role_sampling={"tool": {"max_tokens": 16, "stop": ["\n"]}})
+    assert s.sampling_for("tool").max_tokens == 16
+    assert s.sampling_for("tool").stop == ["\n"]
+    assert s.sampling_for("plan").max_tokens == s.sampling.max_tokens
+
+
+def test_bad_values_are_refused(monkeypatch):
+    with pytest.raises(ValueError):
+        Settings(adapters={"planner": "x"})
+    with pytest.raises(ValueError):
+        Settings(concurrency=0)
+    monkeypatch.setenv("AUTOACT_CONFIG", "/no/such/file.toml")
+    with pytest.raises(FileNotFoundError):
+        Settings()
