@@ -1,0 +1,132 @@
+"""Tokenisation with prompt masking, exactly as the model is used at inference.
+
+At inference vLLM applies the tokenizer's chat template to the prompt messages with
+``add_generation_prompt=True`` and the model generates the target, ending with the
+end-of-turn token. A training example is therefore
+
+    ids    = tokens(prompt_text) + tokens(target_text + end-of-turn)
+    labels = [-100] * len(tokens(prompt_text)) + tokens(target_text + end-of-turn)
+
+where ``prompt_text`` and the full text both come from the same chat template. The
+prompt and the completion are tokenised separately and concatenated, so the prompt
+ids are exactly those vLLM feeds the model (tokenising the full string at once can
+merge tokens across the boundary). Whatever the template puts after the end-of-turn
+token (SmolLM2's adds a newline) is never generated, so it is not trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+IGNORE_INDEX = -100
+
+
+class TemplateMismatch(ValueError):
+    """The chat template renders a conversation that does not start with its prompt."""
+
+
+def split_prompt_target(tokenizer: Any, messages: list[dict]) -> tuple[str, str]:
+    """(prompt text, completion text) rendered by the tokenizer's chat template."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise TemplateMismatch("the tokenizer has no chat template; fine-tuning needs the one inference uses")
+    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        raise TemplateMismatch(
+            "the chat template renders the conversation differently from its prompt with the generation "
+            f"prompt, so the prompt format at inference would not match training:\n{prompt!r}\nvs\n{full!r}"
+        )
+    completion = full[len(prompt):]
+    eos = tokenizer.eos_token
+    if eos and eos in completion:
+        # keep the target and its end-of-turn token, drop what follows it
+        completion = completion[: completion.rindex(eos) + len(eos)]
+    return prompt, completion
+
+
+def encode_example(tokenizer: Any, messages: list[dict], max_length: int | None = None) -> dict | None:
+    """``input_ids`` and ``labels`` of one record; None when it exceeds ``max_length``.
+
+    Records are skipped rather than truncated: cutting the prompt changes the format
+    the model sees, and cutting the target teaches it to stop early.
+    """
+    prompt, completion = split_prompt_target(tokenizer, messages)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    eos_id = tokenizer.eos_token_id
+    if eos_id is not None and (not target_ids or target_ids[-1] != eos_id):
+        target_ids = target_ids + [eos_id]  # a template without an end-of-turn marker
+    if len(target_ids) < 2:
+        raise TemplateMismatch(f"the target {messages[-1]['content']!r} tokenises to nothing")
+    ids = prompt_ids + target_ids
+    if max_length is not None and len(ids) > max_length:
+        return None
+    return {
+        "input_ids": ids,
+        "labels": [IGNORE_INDEX] * len(prompt_ids) + list(target_ids),
+        "prompt_length": len(prompt_ids),
+    }
+
+
+@dataclass
+class MaskedCompletionCollator:
+    """Pads a batch on the right: ``pad_token_id`` for ids, -100 for labels, 0 for the mask."""
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        longest = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            step = self.pad_to_multiple_of
+            longest = (longest + step - 1) // step * step
+        ids, labels, mask = [], [], []
+        for f in features:
+            pad = longest - len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_token_id] * pad)
+            labels.append(list(f["labels"]) + [IGNORE_INDEX] * pad)
+            mask.append([1] * len(f["input_ids"]) + [0] * pad)
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "attention_mask": torch.tensor(mask, dtype=torch.long),
+        }
+
+
+class EncodedDataset:
+    """A map-style dataset of encoded examples (what the Trainer's sampler indexes)."""
+
+    def __init__(self, examples: list[dict]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        example = self.examples[index]
+        return {"input_ids": example["input_ids"], "labels": example["labels"]}
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(e["input_ids"]) for e in self.examples)
+
+    @property
+    def num_target_tokens(self) -> int:
+        return sum(len(e["input_ids"]) - e["prompt_length"] for e in self.examples)
+
+
+def encode_records(tokenizer: Any, records: list[dict], max_length: int, progress: bool = True) -> tuple[EncodedDataset, list[str]]:
+    """Encode every record; returns the dataset and the ids of records skipped as too long."""
+    from tqdm.auto import tqdm
+
+    examples, skipped = [], []
+    for record in tqdm(records, desc="tokenising", unit="rec", disable=not progress, leave=False):
+        example = encode_example(tokenizer, record["messages"], max_length)
+        if example is None:
+            skipped.append(record.get("id", "?"))
+        else:
+            examples.append(example)
+    return EncodedDataset(examples), skipped

@@ -1,0 +1,119 @@
+"""Masking: labels are -100 exactly on the prompt tokens, and the prompt is what inference sends."""
+
+from __future__ import annotations
+
+import pytest
+from finetune_samples import plan_record, reflect_record, tool_record
+
+from autoact.finetune.masking import (
+    IGNORE_INDEX,
+    MaskedCompletionCollator,
+    TemplateMismatch,
+    encode_example,
+    encode_records,
+    split_prompt_target,
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from autoact.modelhub import prepare_embedded_model
+    from autoact.settings import Settings
+    from autoact.finetune.train import load_tokenizer
+
+    return load_tokenizer(str(prepare_embedded_model(Settings().home)))
+
+
+RECORDS = [plan_record(0), tool_record(1), reflect_record(2)]
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r["agent"])
+def test_labels_are_masked_exactly_on_the_prompt(tokenizer, record):
+    messages = record["messages"]
+    example = encode_example(tokenizer, messages)
+    ids, labels = example["input_ids"], example["labels"]
+    # the prompt as inference renders it: chat template + generation prompt
+    prompt_text = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    n = len(prompt_ids)
+    assert ids[:n] == prompt_ids
+    assert labels[:n] == [IGNORE_INDEX] * n
+    assert IGNORE_INDEX not in labels[n:]
+    assert labels[n:] == ids[n:]
+    assert example["prompt_length"] == n
+    # the learned part is the target and the end-of-turn token, nothing after it
+    assert ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ids[n:-1]) == messages[-1]["content"]
+
+
+def test_prompt_and_full_text_share_the_template(tokenizer):
+    messages = plan_record(0)["messages"]
+    prompt, completion = split_prompt_target(tokenizer, messages)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert full.startswith(prompt + completion)
+    assert completion == messages[-1]["content"] + tokenizer.eos_token
+    assert full[len(prompt + completion):].strip() == ""  # only the template's trailing newline is dropped
+
+
+def test_default_system_prompt_is_the_same_on_both_sides(tokenizer):
+    # SmolLM2's template adds a system message when the first one is not; training sees it as inference does
+    messages = [m for m in plan_record(0)["messages"] if m["role"] != "system"]
+    example = encode_example(tokenizer, messages)
+    prompt = tokenizer.decode(example["input_ids"][: example["prompt_length"]])
+    assert prompt.startswith("<|im_start|>system\n")
+    assert prompt == tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+
+
+def test_boundary_merge_is_avoided(tokenizer):
+    # a target starting with letters that could join the prompt's last token when tokenised together
+    messages = [{"role": "user", "content": "Say it"}, {"role": "assistant", "content": "\n\nyes"}]
+    example = encode_example(tokenizer, messages)
+    n = example["prompt_length"]
+    prompt_text = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    assert example["input_ids"][:n] == tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(example["input_ids"][n:]) == "\n\nyes" + tokenizer.eos_token
+
+
+def test_too_long_records_are_skipped_not_truncated(tokenizer):
+    long = plan_record(0)
+    long = {**long, "id": "long", "messages": [
+        {"role": "user", "content": "word " * 400}, long["messages"][-1]]}
+    dataset, skipped = encode_records(tokenizer, [plan_record(1), long], max_length=256, progress=False)
+    assert skipped == ["long"]
+    assert len(dataset) == 1
+    assert dataset.num_target_tokens < dataset.num_tokens
+    assert encode_example(tokenizer, long["messages"], max_length=256) is None
+
+
+def test_a_template_that_changes_the_prompt_is_refused(tokenizer):
+    class Rewriting:
+        chat_template = "x"
+        eos_token = "<|im_end|>"
+
+        def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=False):
+            # the generation prompt differs from how an assistant turn is rendered
+            text = "".join(f"<{m['role']}>{m['content']}" for m in messages)
+            return text + ("<answer>" if add_generation_prompt else "")
+
+    with pytest.raises(TemplateMismatch, match="differently"):
+        split_prompt_target(Rewriting(), plan_record(0)["messages"])
+
+    class NoTemplate:
+        chat_template = None
+
+    with pytest.raises(TemplateMismatch, match="no chat template"):
+        split_prompt_target(NoTemplate(), plan_record(0)["messages"])
+
+
+def test_collator_pads_ids_labels_and_mask():
+    collate = MaskedCompletionCollator(pad_token_id=2)
+    batch = collate([
+        {"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
+        {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9]},
+    ])
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 2, 2], [5, 6, 7, 8, 9]]
+    assert batch["labels"].tolist() == [[-100, 6, 7, -100, -100], [-100, -100, 7, 8, 9]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    padded = MaskedCompletionCollator(pad_token_id=0, pad_to_multiple_of=4)([{"input_ids": [1], "labels": [1]}])
+    assert padded["input_ids"].shape == (1, 4)
