@@ -1,0 +1,100 @@
+"""Parsing ``Name[argument]`` actions, forgivingly where the intent is clear.
+
+Accepted: surrounding whitespace, an ``Action:`` / ``Action 3:`` prefix (also
+after a ``Thought:`` line), back-ticks around the whole action, any letter case
+of a known name, a space before ``[``, and brackets inside the argument (the
+argument runs to the last ``]``, so ``Python[print([1, 2])]`` works). Rejected
+with an :class:`ActionError` that says what was wrong: no action, missing
+brackets, an empty argument, an unknown or unavailable action name, and text
+after the closing bracket.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Action", "ActionError", "parse_action", "format_valid_actions", "ENV_ACTIONS"]
+
+#: Actions handled by the environment itself rather than by a tool.
+ENV_ACTIONS = {"Finish": "Finish[answer]", "Reflect": "Reflect[right|wrong]"}
+
+_PREFIX = re.compile(r"(?im)^\s*action(?:\s*\d+)?\s*:\s*")
+_NAME_BRACKET = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[(.*)\]$", re.S)
+_NAME_ONLY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[", re.S)
+_TRAILING_PUNCT = re.compile(r"\]\s*[.;,!]+\s*$")
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    argument: str
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.argument}]"
+
+
+class ActionError(ValueError):
+    """A malformed action; ``kind`` names the problem for logs and tests."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def format_valid_actions(usages: Iterable[str]) -> str:
+    return ", ".join(usages)
+
+
+def _strip_wrappers(text: str) -> str:
+    text = text.strip()
+    m = _PREFIX.search(text)
+    if m:
+        text = text[m.end():].strip()
+    if len(text) >= 2 and text[0] == text[-1] == "`" and not text.startswith("```"):
+        text = text.strip("`").strip()
+    return text
+
+
+def parse_action(text: str, valid: Iterable[str] | None = None) -> Action:
+    """Parse ``Name[argument]``; ``valid`` (names) restricts and canonicalises names.
+
+    Raises :class:`ActionError` with kind ``empty``, ``no-brackets``, ``no-name``,
+    ``unclosed-bracket``, ``trailing-text``, ``empty-argument`` or ``unknown-action``.
+    """
+    if text is None or not str(text).strip():
+        raise ActionError("empty", "No action given. Write an action as Name[argument]")
+    text = _strip_wrappers(str(text))
+    if not text:
+        raise ActionError("empty", "No action given. Write an action as Name[argument]")
+    text = _TRAILING_PUNCT.sub("]", text)  # "Finish[yes]." -> "Finish[yes]"
+    m = _NAME_BRACKET.match(text)
+    if not m:
+        if "[" not in text:
+            raise ActionError(
+                "no-brackets", f"The action {_short(text)!r} is missing brackets; write it as Name[argument]"
+            )
+        if not _NAME_ONLY.match(text) or text.startswith("["):
+            raise ActionError("no-name", f"The action {_short(text)!r} does not start with an action name")
+        if "]" not in text[text.index("[") :]:
+            raise ActionError("unclosed-bracket", f"The action {_short(text)!r} has no closing ']'")
+        raise ActionError(
+            "trailing-text", f"Text follows the closing ']' in {_short(text)!r}; write one action as Name[argument]"
+        )
+    name, argument = m.group(1), m.group(2).strip()
+    if valid is not None:
+        by_fold = {v.casefold(): v for v in valid}
+        canonical = by_fold.get(name.casefold())
+        if canonical is None:
+            raise ActionError("unknown-action", f"Unknown action {name!r}")
+        name = canonical
+    if not argument:
+        raise ActionError("empty-argument", f"The action {name}[] has an empty argument")
+    return Action(name, argument)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

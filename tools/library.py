@@ -1,0 +1,257 @@
+"""The tool library: LangChain tools named as the agent's actions.
+
+``tool_library(task)`` returns ``{name: BaseTool}`` for Retrieve, Lookup, Search,
+Calculator, Python and Image2Text. Every tool has a ``description`` and
+``metadata["usage"]`` (``Retrieve[entity]`` …) that the tool-selection stage
+reads. The tools of one library share an :class:`EpisodeContext` (the current
+question, the last retrieved page and lookup cursor, the Python session), which
+the environment snapshots with ``get_state()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoact.tools.calculator import calculate
+from autoact.tools.corpus import Corpus, fold
+from autoact.tools.index import SEARCH_MODES, get_index
+from autoact.tools.sandbox import PythonSandbox, SandboxLimits
+from autoact.tools.tasks import Task, TaskInstance
+
+__all__ = ["TOOL_NAMES", "EpisodeContext", "tool_library", "ActionTool", "tool_usage"]
+
+TOOL_NAMES = ("Retrieve", "Lookup", "Search", "Calculator", "Python", "Image2Text")
+NO_IMAGE = "This question has no image."
+
+
+@dataclass
+class EpisodeContext:
+    """What the tools of one episode share; ``get_state()`` is plain JSON."""
+
+    instance: TaskInstance | None = None
+    page: str | None = None  # title of the last retrieved paragraph
+    lookup_keyword: str | None = None
+    lookup_index: int = 0
+    python: PythonSandbox = field(default_factory=PythonSandbox)
+
+    def reset(self, instance: TaskInstance | None) -> None:
+        self.instance = instance
+        self.page = None
+        self.lookup_keyword = None
+        self.lookup_index = 0
+        self.python.reset()
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "page": self.page,
+            "lookup_keyword": self.lookup_keyword,
+            "lookup_index": self.lookup_index,
+            "python": self.python.get_state(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.page = state.get("page")
+        self.lookup_keyword = state.get("lookup_keyword")
+        self.lookup_index = int(state.get("lookup_index") or 0)
+        self.python.set_state(state.get("python") or {})
+
+
+class _Argument(BaseModel):
+    argument: str = Field(description="the text inside the brackets of the action")
+
+
+class ActionTool(BaseTool):
+    """A tool called as ``Name[argument]``; subclasses implement ``act``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    args_schema: type[BaseModel] = _Argument
+    context: EpisodeContext
+    corpus: Corpus
+
+    def _run(self, argument: str, **_: Any) -> str:
+        return self.act(str(argument).strip())
+
+    def act(self, argument: str) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class RetrieveTool(ActionTool):
+    name: str = "Retrieve"
+    description: str = (
+        "Returns the paragraph about an entity (a person, place, work, thing or event), found by its "
+        "title in the knowledge corpus; when no title matches, lists the most similar titles. "
+        "Use it to read about an entity named in the question."
+    )
+    max_sentences: int = 8
+
+    def act(self, argument: str) -> str:
+        if not len(self.corpus):
+            return "The corpus is empty: there is nothing to retrieve."
+        match = self.corpus.find(argument)
+        if match is None:
+            similar = self.corpus.similar_titles(argument, k=5)
+            return f"Could not find [{argument}]. Similar: {similar}."
+        paragraph = match.paragraph
+        self.context.page = paragraph.title
+        self.context.lookup_keyword = None
+        self.context.lookup_index = 0
+        text = " ".join(paragraph.sentences[: self.max_sentences])
+        if match.how in ("base-title", "fuzzy"):
+            return f"(Closest title: {paragraph.title}) {text}"
+        return text
+
+
+class LookupTool(ActionTool):
+    name: str = "Lookup"
+    description: str = (
+        "Returns the next sentence that contains a keyword in the paragraph retrieved last, as "
+        "'(Result i / N) sentence'; call it again with the same keyword for the next match. "
+        "Use it after Retrieve to find a detail inside a long paragraph."
+    )
+
+    def act(self, argument: str) -> str:
+        ctx = self.context
+        paragraph = self.corpus.get(ctx.page) if ctx.page else None
+        if paragraph is None:
+            return "No paragraph has been retrieved yet. Use Retrieve[entity] first, then Lookup[keyword]."
+        key = fold(argument)
+        matches = [s for s in paragraph.sentences if key in fold(s)]
+        if ctx.lookup_keyword != key:
+            ctx.lookup_keyword, ctx.lookup_index = key, 0
+        if ctx.lookup_index >= len(matches):
+            return "No more results."
+        sentence = matches[ctx.lookup_index]
+        ctx.lookup_index += 1
+        return f"(Result {ctx.lookup_index} / {len(matches)}) {sentence}"
+
+
+class SearchTool(ActionTool):
+    name: str = "Search"
+    description: str = (
+        "Searches the whole knowledge corpus with free-text words and returns the titles and text "
+        "of the best matching paragraphs. Use it when you do not know which entity to retrieve."
+    )
+    home: Path | None = None
+    mode: str = "bm25"
+    top_k: int = 3
+    max_chars: int = 300
+
+    def act(self, argument: str) -> str:
+        if not len(self.corpus):
+            return "The corpus is empty: there is nothing to search."
+        hits = get_index(self.corpus, self.home).search(argument, k=self.top_k, mode=self.mode)
+        if not hits:
+            return f"No paragraph matches [{argument}]. Try other words, or Retrieve[entity]."
+        # Lookup works on the best hit, as after Retrieve.
+        self.context.page = hits[0].paragraph.title
+        self.context.lookup_keyword = None
+        self.context.lookup_index = 0
+        lines = []
+        for n, hit in enumerate(hits, 1):
+            text = hit.paragraph.text
+            if len(text) > self.max_chars:
+                text = text[: self.max_chars].rsplit(" ", 1)[0] + " …"
+            lines.append(f"[{n}] {hit.paragraph.title}: {text}")
+        return "\n".join(lines)
+
+
+class CalculatorTool(ActionTool):
+    name: str = "Calculator"
+    description: str = (
+        "Evaluates an arithmetic expression with + - * / // % ** (or ^), parentheses and the "
+        "functions sqrt, log, exp, sin, cos, tan, abs, round, min, max, floor, ceil, factorial. "
+        "Use it for any computation with numbers."
+    )
+
+    def act(self, argument: str) -> str:
+        return calculate(argument)
+
+
+class PythonTool(ActionTool):
+    name: str = "Python"
+    description: str = (
+        "Runs Python code in a sandbox (no network, no files outside its own folder, time and "
+        "memory limits) and returns what it prints, the value of its last expression and any "
+        "error traceback. Variables persist between calls within one question. Use it for "
+        "calculations, counting, sorting or comparing data."
+    )
+
+    def act(self, argument: str) -> str:
+        return self.context.python.run(argument).observation()
+
+
+class Image2TextTool(ActionTool):
+    name: str = "Image2Text"
+    description: str = (
+        "Describes the image of the current question: a caption and the text recognised in the "
+        "image. Use it when the question refers to a picture, map, chart or table."
+    )
+
+    def act(self, argument: str) -> str:
+        inst = self.context.instance
+        meta = inst.meta if inst else {}
+        caption = meta.get("caption")
+        ocr = [t for t in meta.get("ocr") or [] if t]
+        if not caption and not ocr:
+            return NO_IMAGE
+        parts = [f"Caption: {caption}." if caption else "Caption: (none)."]
+        parts.append(f"Text in the image: {', '.join(ocr)}." if ocr else "Text in the image: (none).")
+        return " ".join(parts)
+
+
+_USAGE = {
+    "Retrieve": ("Retrieve[entity]", "Retrieve[Velmora]"),
+    "Lookup": ("Lookup[keyword]", "Lookup[founded]"),
+    "Search": ("Search[query]", "Search[lighthouse built in 1802]"),
+    "Calculator": ("Calculator[expression]", "Calculator[(1877 - 1802) / 5]"),
+    "Python": ("Python[code]", "Python[sorted([1877, 1802, 1911])[0]]"),
+    "Image2Text": ("Image2Text[image]", "Image2Text[image]"),
+}
+_CLASSES: dict[str, type[ActionTool]] = {
+    "Retrieve": RetrieveTool,
+    "Lookup": LookupTool,
+    "Search": SearchTool,
+    "Calculator": CalculatorTool,
+    "Python": PythonTool,
+    "Image2Text": Image2TextTool,
+}
+
+
+def tool_usage(name: str) -> str:
+    return _USAGE[name][0]
+
+
+def tool_library(
+    task: Task,
+    context: EpisodeContext | None = None,
+    *,
+    home: Path | str | None = None,
+    search_mode: str = "bm25",
+    top_k: int = 3,
+    sandbox_limits: SandboxLimits | None = None,
+) -> dict[str, BaseTool]:
+    """All tools for ``task``, sharing one episode context (a new one if not given)."""
+    if search_mode not in SEARCH_MODES:
+        raise ValueError(f"unknown search mode {search_mode!r}; choose one of {', '.join(SEARCH_MODES)}")
+    if context is None:
+        context = EpisodeContext(python=PythonSandbox(sandbox_limits))
+    elif sandbox_limits is not None:
+        context.python.limits = sandbox_limits
+    tools: dict[str, BaseTool] = {}
+    for name in TOOL_NAMES:
+        usage, example = _USAGE[name]
+        extra: dict[str, Any] = {}
+        if name == "Search":
+            extra = {"home": Path(home) if home else None, "mode": search_mode, "top_k": top_k}
+        tools[name] = _CLASSES[name](
+            context=context,
+            corpus=task.corpus,
+            metadata={"usage": usage, "example": example},
+            **extra,
+        )
+    return tools
