@@ -1,0 +1,159 @@
+"""Nodes written once, run both synchronously and asynchronously.
+
+A node's logic is a generator (or a plain function, for nodes that need nothing): it yields what it needs from the outside world — a
+:class:`ModelCall` or :class:`Blocking` work (the environment, loading a task) —
+receives the result, and finally returns the node's ``Command``. :func:`dual_node`
+turns it into a runnable with a sync driver (``graph.invoke``: calls in place) and
+an async driver (``graph.ainvoke``: awaits the model, runs blocking work in a
+thread), so synthesis and evaluation can run many episodes concurrently with
+asyncio while the CLI and tests simply call ``invoke``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator
+
+import openai
+from langchain_core.messages import AIMessage, convert_to_messages
+from langchain_core.runnables import RunnableLambda
+from langgraph.runtime import get_runtime
+
+from autoact.prompts.builders import STOP_SEQUENCES
+
+from .context import BaseContext
+from .environment import Backend
+from .models import ModelResolver
+
+
+@dataclass
+class ModelCall:
+    """Ask the model of ``role`` for a reply to ``messages`` (builder output);
+    ``kind`` picks the stop sequences."""
+
+    role: str
+    kind: str
+    messages: list[dict[str, str]]
+    max_tokens: int | None = None
+
+
+@dataclass
+class Blocking:
+    """Synchronous work (environment steps, task loading): a thread under asyncio."""
+
+    fn: Callable[[], Any]
+
+
+@dataclass
+class ContextOverflow:
+    """The server refused the prompt as longer than the model's context."""
+
+    message: str
+
+
+@dataclass
+class Deps:
+    models: ModelResolver
+    backend: Backend
+    context_schema: type[BaseContext]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Logic = Callable[[dict, BaseContext, Deps], Generator[Any, Any, Any]]
+
+
+def _is_context_error(exc: openai.BadRequestError) -> bool:
+    text = str(exc).lower()
+    return "context length" in text or "maximum context" in text or "too long" in text or "max_model_len" in text
+
+
+def current_context(deps: Deps) -> BaseContext:
+    runtime = get_runtime()
+    context = getattr(runtime, "context", None)
+    if context is None:
+        return deps.context_schema()
+    if isinstance(context, dict):
+        return deps.context_schema(**context)
+    return context
+
+
+def _prepare(call: ModelCall, context: BaseContext, deps: Deps):
+    model = deps.models.get(call.role, context)
+    kwargs = deps.models.call_kwargs(call.role, context, STOP_SEQUENCES[call.kind], call.max_tokens)
+    return model, convert_to_messages(call.messages), kwargs
+
+
+def _run_sync(request: Any, context: BaseContext, deps: Deps) -> Any:
+    if isinstance(request, Blocking):
+        return request.fn()
+    if isinstance(request, ModelCall):
+        model, messages, kwargs = _prepare(request, context, deps)
+        try:
+            return _as_ai(model.invoke(messages, **kwargs))
+        except openai.BadRequestError as exc:
+            if _is_context_error(exc):
+                return ContextOverflow(str(exc))
+            raise
+    raise TypeError(f"a node yielded {request!r}; expected ModelCall or Blocking")
+
+
+async def _run_async(request: Any, context: BaseContext, deps: Deps) -> Any:
+    if isinstance(request, Blocking):
+        return await asyncio.to_thread(request.fn)
+    if isinstance(request, ModelCall):
+        model, messages, kwargs = _prepare(request, context, deps)
+        try:
+            return _as_ai(await model.ainvoke(messages, **kwargs))
+        except openai.BadRequestError as exc:
+            if _is_context_error(exc):
+                return ContextOverflow(str(exc))
+            raise
+    raise TypeError(f"a node yielded {request!r}; expected ModelCall or Blocking")
+
+
+def _as_ai(message: Any) -> AIMessage:
+    if isinstance(message, AIMessage):
+        return message
+    return AIMessage(content=getattr(message, "content", str(message)))
+
+
+def dual_node(name: str, logic: Logic, deps: Deps) -> RunnableLambda:
+    """A graph node running ``logic`` with a sync and an async driver."""
+
+    def sync(state: dict) -> Any:
+        context = current_context(deps)
+        gen = logic(state, context, deps)
+        if not inspect.isgenerator(gen):
+            return gen
+        try:
+            request = next(gen)
+            while True:
+                try:
+                    result = _run_sync(request, context, deps)
+                except BaseException as exc:  # let the logic see the error where it asked
+                    request = gen.throw(exc)
+                else:
+                    request = gen.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    async def run_async(state: dict) -> Any:
+        context = current_context(deps)
+        gen = logic(state, context, deps)
+        if not inspect.isgenerator(gen):
+            return gen
+        try:
+            request = next(gen)
+            while True:
+                try:
+                    result = await _run_async(request, context, deps)
+                except BaseException as exc:
+                    request = gen.throw(exc)
+                else:
+                    request = gen.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    return RunnableLambda(sync, afunc=run_async, name=name)

@@ -1,0 +1,134 @@
+"""The graphs' access to tasks, tools and environments (``autoact.tools``).
+
+The graphs keep only a JSON snapshot of the environment in their state
+(``TaskEnv.get_state()``) and rebuild the environment from it in each node, so a run
+can pause in a checkpoint and resume in another process. Loading a task (its data,
+corpus and index) is the slow part: it is done once per process and cached.
+
+A :class:`Backend` bundles the four entry points of the tools contract; tests pass
+one built on a small fake task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from autoact.prompts.builders import FINISH, tool_spec
+
+from .context import BaseContext
+
+
+class TaskSetupError(RuntimeError):
+    """A task or tool setting the graphs cannot use (named clearly for the user)."""
+
+
+@dataclass
+class Backend:
+    """``load_task(name, data, corpus)``, ``tool_library(task)``,
+    ``task_env(task, tool_names)`` and ``task_instance(**fields)``; None = the real
+    ones from ``autoact.tools``."""
+
+    load_task: Callable[..., Any] | None = None
+    tool_library: Callable[[Any], dict[str, Any]] | None = None
+    task_env: Callable[[Any, list[str]], Any] | None = None
+    task_instance: Callable[..., Any] | None = None
+    _tasks: dict[tuple, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _fn(self, name: str) -> Callable[..., Any]:
+        fn = getattr(self, name)
+        if fn is None:
+            # imported at first use: building a graph needs no task, corpus or index
+            import autoact.tools as tools
+
+            real = {"load_task": "load_task", "tool_library": "tool_library", "task_env": "TaskEnv", "task_instance": "TaskInstance"}
+            fn = getattr(tools, real[name])
+            setattr(self, name, fn)
+        return fn
+
+    # ---- tasks and tools --------------------------------------------------------------
+    def task(self, context: BaseContext) -> Any:
+        """The context's task, loaded once per process (thread-safe)."""
+        key = (context.task, context.data, context.corpus)
+        with self._lock:
+            if key not in self._tasks:
+                self._tasks[key] = self._fn("load_task")(context.task, data=context.data, corpus=context.corpus)
+            return self._tasks[key]
+
+    def tools(self, task: Any, context: BaseContext) -> list[dict[str, str]]:
+        """``{name, description, usage}`` of the selected tools, validated against the library."""
+        library = self._fn("tool_library")(task)
+        names = list(context.tools) if context.tools else list(getattr(task, "default_tools", None) or library)
+        unknown = [n for n in names if n not in library]
+        if unknown:
+            raise TaskSetupError(
+                f"tool(s) {unknown} are not in the library of task {context.task!r}; it has {sorted(library)}"
+            )
+        if FINISH in names:
+            raise TaskSetupError("Finish is built in; do not list it among the tools")
+        return [tool_spec(library[n]) for n in names]
+
+    # ---- instances and environments ---------------------------------------------------------
+    def instance(self, data: dict[str, Any] | None, question: str) -> Any:
+        """The TaskInstance of a run: the one given in state, else one made from the question."""
+        if data:
+            try:
+                return self._fn("task_instance")(**data)
+            except TypeError as exc:
+                raise TaskSetupError(f"the state's instance is not a valid TaskInstance: {exc}") from exc
+        digest = hashlib.sha1(question.encode("utf-8")).hexdigest()[:12]
+        return self._fn("task_instance")(id=f"chat-{digest}", question=question, answer=None)
+
+    def reset(self, task: Any, tool_names: list[str], instance: Any) -> tuple[str, dict[str, Any]]:
+        """Start an episode: (the question as the environment presents it, env snapshot)."""
+        env = self._fn("task_env")(task, tool_names)
+        question = env.reset(instance)
+        return str(question), env.get_state()
+
+    def step(
+        self, task: Any, tool_names: list[str], env_state: dict[str, Any] | None, action: str
+    ) -> tuple[str, dict[str, Any]]:
+        """Run one ``Name[argument]`` action on the environment rebuilt from its snapshot."""
+        env = self._fn("task_env")(task, tool_names)
+        if env_state is None:
+            raise TaskSetupError("no environment snapshot in the state: the episode was not started")
+        env.set_state(env_state)
+        result = env.step(action)
+        return str(result.observation), env.get_state()
+
+
+def score(task: Any, answer: str, instance: Any) -> dict[str, float] | None:
+    """The task's score of ``answer`` (``reward`` plus f1/em or acc), None without gold."""
+    gold = getattr(instance, "answer", None)
+    if gold is None or (isinstance(gold, str) and not gold.strip()):
+        return None
+    return {k: float(v) for k, v in task.score(answer, instance).items() if isinstance(v, (int, float))}
+
+
+_default: Backend | None = None
+_default_lock = threading.Lock()
+
+
+def default_backend() -> Backend:
+    """The process-wide backend on ``autoact.tools`` (its task cache is shared)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Backend()
+        return _default
+
+
+def instance_dict(instance: Any) -> dict[str, Any]:
+    """A TaskInstance as a JSON-friendly dict (dataclass, pydantic model or mapping)."""
+    import dataclasses
+
+    if isinstance(instance, dict):
+        return dict(instance)
+    if dataclasses.is_dataclass(instance):
+        return dataclasses.asdict(instance)
+    if hasattr(instance, "model_dump"):
+        return instance.model_dump()
+    return dict(vars(instance))

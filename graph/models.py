@@ -1,0 +1,90 @@
+"""The chat model of each role, injected or made from the run-time context.
+
+Injected models (tests, synthesis) are used as given. Otherwise the model of a role
+comes from ``autoact.models.chat_model`` on the context's endpoint; the context may
+name the served model (an adapter) per role, and it must then be served. Clients
+and the endpoint's model list are cached per process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from autoact.settings import Settings, load_settings
+
+from .context import BaseContext, model_name_override
+
+SERVED_TTL_S = 30.0
+
+
+class ModelResolver:
+    def __init__(self, models: dict[str, BaseChatModel] | None = None, settings: Settings | None = None):
+        self.injected = dict(models or {})
+        self._settings = settings
+        self._cache: dict[tuple, BaseChatModel] = {}
+        self._served: dict[str, tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    def base_url(self, context: BaseContext) -> str:
+        from autoact.models import endpoint_url
+
+        return (context.base_url or endpoint_url(self.settings)).rstrip("/")
+
+    def served(self, url: str) -> list[str]:
+        from autoact.models import ModelServerUnreachable
+        from autoact.serving.vllm_server import ServerError, list_models
+
+        now = time.monotonic()
+        cached = self._served.get(url)
+        if cached and now - cached[0] < SERVED_TTL_S:
+            return cached[1]
+        try:
+            names = list_models(url)
+        except ServerError as exc:
+            raise ModelServerUnreachable(str(exc)) from exc
+        self._served[url] = (now, names)
+        return names
+
+    def get(self, role: str, context: BaseContext) -> BaseChatModel:
+        if role in self.injected:
+            return self.injected[role]
+        if self.injected:
+            raise KeyError(f"no model injected for role {role!r} (injected: {sorted(self.injected)})")
+        from autoact.models import chat_model
+
+        url = self.base_url(context)
+        name = model_name_override(context, role)
+        sampling = self.settings.sampling_for(role)
+        temperature = sampling.temperature if context.temperature is None else context.temperature
+        max_tokens = sampling.max_tokens if context.max_tokens is None else context.max_tokens
+        key = (role, url, name, temperature, max_tokens)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        served = self.served(url)
+        settings = self.settings
+        if name:
+            if name not in served:
+                raise ValueError(f"the context names model {name!r} for {role}, but {url} serves {served}")
+            settings = settings.model_copy(update={"adapters": {**settings.adapters, role: name}})
+        model = chat_model(role, settings, url, served, temperature=temperature, max_tokens=max_tokens)
+        with self._lock:
+            self._cache[key] = model
+        return model
+
+    def call_kwargs(self, role: str, context: BaseContext, stop: list[str], max_tokens: int | None) -> dict[str, Any]:
+        """Per-call options: stop sequences always; a larger token budget on request."""
+        kwargs: dict[str, Any] = {"stop": stop}
+        if max_tokens is not None and role not in self.injected:
+            kwargs["max_tokens"] = max_tokens
+        return kwargs

@@ -1,0 +1,233 @@
+"""Node logic shared by the ReAct and group graphs: start, execute, finish,
+invalid outputs, the context budget, usage accounting and finalize.
+
+Node logic is written as generators (see :mod:`autoact.graph.effects`); helpers
+that need the outside world are generators too and are called with ``yield from``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.types import Command
+
+from autoact.prompts import builders
+from autoact.prompts.builders import FINISH
+
+from .context import BaseContext
+from .effects import Blocking, Deps
+from .environment import instance_dict, score
+from .parsing import ParsedStep
+
+#: Longest observation kept in state (prompts show ``observation_chars`` of it).
+MAX_STORED_OBSERVATION = 2000
+#: Characters per token assumed before the server has reported any usage.
+DEFAULT_CHARS_PER_TOKEN = 3.0
+#: Tokens the chat template adds around each message.
+TEMPLATE_TOKENS_PER_MESSAGE = 8
+
+
+# ---- the question ---------------------------------------------------------------------
+def message_text(message: Any) -> str:
+    content = getattr(message, "content", message)
+    if isinstance(content, list):  # content parts (chat UIs): keep the text ones
+        content = " ".join(
+            part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+        )
+    return str(content or "").strip()
+
+
+def last_question(messages: list[Any]) -> str:
+    for message in reversed(messages or []):
+        if getattr(message, "type", None) == "human":
+            return message_text(message)
+    return ""
+
+
+# ---- task and tools ---------------------------------------------------------------------------
+def task_and_tools(context: BaseContext, deps: Deps):
+    """(task, tool specs), loaded off the event loop (cached after the first time)."""
+    task = yield Blocking(lambda: deps.backend.task(context))
+    tools = yield Blocking(lambda: deps.backend.tools(task, context))
+    return task, tools
+
+
+def tool_names(tools: list[dict[str, str]]) -> list[str]:
+    return [t["name"] for t in tools]
+
+
+# ---- start / execute / finalize ----------------------------------------------------------------
+def start_logic(first: Callable[[BaseContext], str]):
+    """The first node: reads the question, starts the environment, resets the episode
+    (a chat thread's next turn starts a fresh episode; ``messages`` keep the chat)."""
+
+    def start(state: dict, context: BaseContext, deps: Deps):
+        question = last_question(state.get("messages", []))
+        data = state.get("instance") or None
+        new_messages = []
+        if not question and data and data.get("question"):
+            question = str(data["question"]).strip()
+            new_messages.append(HumanMessage(content=question))
+        if not question:
+            raise ValueError("no question: send a human message (or an instance with a question)")
+        task, tools = yield from task_and_tools(context, deps)
+        instance = deps.backend.instance(data, question)
+        shown, env_state = yield Blocking(lambda: deps.backend.reset(task, tool_names(tools), instance))
+        update = {
+            "messages": new_messages,
+            "instance": instance_dict(instance),
+            "question": shown or question,
+            "trajectory": [],
+            "reflections": [],
+            "answer": None,
+            "reward": None,
+            "score": None,
+            "halt_reason": None,
+            "usage": {},
+            "env_state": env_state,
+            "pending": None,
+            "subgoals": [],
+            "invalid_streak": 0,
+        }
+        return Command(goto=first(context), update=update)
+
+    return start
+
+
+def execute_logic(next_node: Callable[[BaseContext], str]):
+    """Runs the pending action through the environment and appends the step."""
+
+    def execute(state: dict, context: BaseContext, deps: Deps):
+        pending = state.get("pending")
+        if not pending:
+            raise RuntimeError("execute reached without a pending action")
+        task, tools = yield from task_and_tools(context, deps)
+        action = builders.format_action(pending["action"], pending["argument"])
+        observation, env_state = yield Blocking(
+            lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), action)
+        )
+        step = {**pending, "observation": observation[:MAX_STORED_OBSERVATION]}
+        return Command(
+            goto=next_node(context),
+            update={"trajectory": [*state.get("trajectory", []), step], "env_state": env_state, "pending": None},
+        )
+
+    return execute
+
+
+def finalize_logic(state: dict, context: BaseContext, deps: Deps):
+    """Appends the answer (or why there is none) to the chat as an AI message, and
+    drops the episode's instance so that a thread's next turn does not inherit it."""
+    answer = state.get("answer")
+    text = answer if answer else builders.fragment("no_answer", reason=state.get("halt_reason") or "unknown")
+    return {"messages": [AIMessage(content=text)], "instance": None}
+
+
+def halt(reason: str, update: dict | None = None) -> Command:
+    return Command(goto="finalize", update={**(update or {}), "halt_reason": reason, "pending": None})
+
+
+# ---- model calls: usage and budget -----------------------------------------------------------------
+def prompt_chars(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in messages)
+
+
+def record_usage(usage: dict, role: str, response: AIMessage, chars: int) -> dict:
+    meta = getattr(response, "usage_metadata", None) or {}
+    old = usage.get(role) or {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "prompt_chars": 0}
+    new = {
+        "calls": old["calls"] + 1,
+        "prompt_tokens": old["prompt_tokens"] + int(meta.get("input_tokens", 0) or 0),
+        "completion_tokens": old["completion_tokens"] + int(meta.get("output_tokens", 0) or 0),
+        "prompt_chars": old["prompt_chars"] + (chars if meta.get("input_tokens") else 0),
+    }
+    return {**usage, role: new}
+
+
+def estimated_tokens(messages: list[dict[str, str]], usage: dict) -> int:
+    """Prompt tokens, estimated from the characters-per-token the server reported so far."""
+    chars = sum(u.get("prompt_chars", 0) for u in usage.values())
+    tokens = sum(u.get("prompt_tokens", 0) for u in usage.values())
+    per_token = chars / tokens if chars and tokens else DEFAULT_CHARS_PER_TOKEN
+    return int(prompt_chars(messages) / per_token) + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+
+
+def over_budget(messages: list[dict[str, str]], usage: dict, context: BaseContext, deps: Deps, role: str,
+                max_tokens: int | None = None) -> bool:
+    """Whether prompt plus generation would overflow the model's context."""
+    budget = max_tokens or context.max_tokens or deps.models.settings.sampling_for(role).max_tokens
+    return estimated_tokens(messages, usage) + budget > context.max_context_tokens
+
+
+def response_text(response: AIMessage) -> str:
+    return message_text(response)
+
+
+# ---- invalid outputs, Finish, reflection --------------------------------------------------------------
+def invalid_step(
+    state: dict, context: BaseContext, parsed: ParsedStep, names: list[str], usage: dict, retry: str,
+    *, plan_format: bool = False, usage_text: str = "",
+) -> Command:
+    """Record an output that is not a usable step, with an observation that says why,
+    and try again, or halt after ``max_invalid`` in a row."""
+    actions = ", ".join(names)
+    if parsed.error == "unknown_action":
+        observation = builders.fragment("unknown_action", action=parsed.action or "?", actions=actions)
+    elif parsed.error in ("empty", "no_action"):
+        observation = builders.fragment("invalid_plan" if plan_format else "invalid_react", actions=actions)
+    else:  # a valid action whose argument is missing
+        observation = builders.fragment("empty_argument", action=parsed.action, usage=usage_text)
+    step = {"thought": parsed.thought, "action": parsed.action, "argument": parsed.argument, "observation": observation}
+    streak = int(state.get("invalid_streak", 0)) + 1
+    update = {
+        "trajectory": [*state.get("trajectory", []), step],
+        "usage": usage,
+        "invalid_streak": streak,
+        "pending": None,
+    }
+    if streak >= context.max_invalid:
+        return halt("parse_error", update)
+    if len(update["trajectory"]) >= context.max_steps:
+        return halt("max_steps", update)
+    return Command(goto=retry, update=update)
+
+
+def finish(state: dict, context: BaseContext, deps: Deps, task: Any, thought: str, answer: str, usage: dict,
+           reflect_node: str):
+    """Record the Finish step, score the answer when the gold one is known, and go on
+    to reflection (or end, with reflection off)."""
+    step = {"thought": thought, "action": FINISH, "argument": answer, "observation": ""}
+    instance = deps.backend.instance(state.get("instance"), state.get("question", ""))
+    scored = yield Blocking(lambda: score(task, answer, instance))
+    update = {
+        "trajectory": [*state.get("trajectory", []), step],
+        "answer": answer,
+        "score": scored,
+        "reward": scored.get("reward") if scored else None,
+        "usage": usage,
+        "invalid_streak": 0,
+        "pending": None,
+        "subgoals": [],
+    }
+    if not context.reflect:
+        return halt("finish", update)
+    return Command(goto=reflect_node, update=update)
+
+
+def after_reflection(state: dict, context: BaseContext, thought: str, verdict: str | None, usage: dict,
+                     retry: str) -> Command:
+    """End on ``right``; on ``wrong`` retry while retries and steps are left. An
+    unreadable verdict records no reflection and lets the answer stand."""
+    if verdict is None:
+        return halt("finish", {"usage": usage})
+    reflections = [*state.get("reflections", []), {"thought": thought, "verdict": verdict}]
+    update = {"reflections": reflections, "usage": usage}
+    if verdict == "right":
+        return halt("finish", update)
+    wrong = sum(1 for r in reflections if r["verdict"] == "wrong")
+    if wrong > context.max_reflections:
+        return halt("max_reflections", update)
+    if len(state.get("trajectory", [])) >= context.max_steps:
+        return halt("max_steps", update)
+    return Command(goto=retry, update=update)

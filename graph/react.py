@@ -1,0 +1,130 @@
+"""The single-agent ReAct graph: one model thinks, acts, answers and reflects.
+
+Trajectory synthesis runs it with the base model (the meta-agent); evaluation uses it
+as the zero-shot baseline.
+
+    start -> act -> execute -> act ... -> act (Finish) -> reflect -> finalize
+                                                             \\-> act (Reflect[wrong], bounded)
+
+``act`` asks for ``Thought: …`` / ``Action: Name[argument]`` (generation stops at
+``\\nObservation``); ``reflect`` asks the same model for ``Thought: …`` /
+``Action: Reflect[right|wrong]``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Checkpointer, Command
+
+from autoact.prompts import builders
+from autoact.prompts.builders import FINISH
+from autoact.settings import Settings
+
+from .context import BaseContext, ReactContext
+from .effects import ContextOverflow, Deps, ModelCall, dual_node
+from .environment import Backend, default_backend
+from .models import ModelResolver
+from .nodes import (
+    after_reflection,
+    execute_logic,
+    finalize_logic,
+    finish,
+    halt,
+    invalid_step,
+    over_budget,
+    prompt_chars,
+    record_usage,
+    response_text,
+    start_logic,
+    task_and_tools,
+)
+from .parsing import ParsedStep, parse_react, parse_reflection
+from .state import AgentState, InputState, OutputState
+
+ROLE = "meta"
+
+ActTarget = Literal["execute", "reflect", "act", "finalize"]
+ReflectTarget = Literal["act", "finalize"]
+
+
+def act(state: dict, context: BaseContext, deps: Deps):
+    steps, reflections = state.get("trajectory", []), state.get("reflections", [])
+    if len(steps) >= context.max_steps:
+        return halt("max_steps")
+    task, tools = yield from task_and_tools(context, deps)
+    messages = builders.react_messages(
+        task.description, tools, state["question"], steps, reflections, obs_chars=context.observation_chars
+    )
+    usage = state.get("usage", {})
+    if over_budget(messages, usage, context, deps, ROLE):
+        return halt("context")
+    response = yield ModelCall(ROLE, "react", messages)
+    if isinstance(response, ContextOverflow):
+        return halt("context")
+    usage = record_usage(usage, ROLE, response, prompt_chars(messages))
+    names = builders.action_names(tools)
+    parsed = parse_react(response_text(response), names)
+    if parsed.ok and not parsed.argument:
+        parsed = ParsedStep(parsed.thought, parsed.action, "", error="empty_argument")
+    if not parsed.ok:
+        return invalid_step(
+            state, context, parsed, names, usage, "act", usage_text=builders.usage_of(parsed.action, tools)
+        )
+    if parsed.action == FINISH:
+        return (yield from finish(state, context, deps, task, parsed.thought, parsed.argument, usage, "reflect"))
+    pending = {"thought": parsed.thought, "action": parsed.action, "argument": parsed.argument, "observation": ""}
+    return Command(goto="execute", update={"pending": pending, "usage": usage, "invalid_streak": 0})
+
+
+def reflect(state: dict, context: BaseContext, deps: Deps):
+    task, tools = yield from task_and_tools(context, deps)
+    messages = builders.react_messages(
+        task.description,
+        tools,
+        state["question"],
+        state.get("trajectory", []),
+        state.get("reflections", []),
+        reflect=True,
+        obs_chars=context.observation_chars,
+    )
+    usage = state.get("usage", {})
+    if over_budget(messages, usage, context, deps, ROLE):
+        return halt("finish")  # the answer stands; there is no room left to judge it
+    response = yield ModelCall(ROLE, "reflect", messages)
+    if isinstance(response, ContextOverflow):
+        return halt("finish")
+    usage = record_usage(usage, ROLE, response, prompt_chars(messages))
+    thought, verdict = parse_reflection(response_text(response))
+    return after_reflection(state, context, thought, verdict, usage, retry="act")
+
+
+def build_react_graph(
+    models: dict[str, BaseChatModel] | None = None,
+    *,
+    backend: Backend | None = None,
+    settings: Settings | None = None,
+    checkpointer: Checkpointer = None,
+    name: str = "react",
+):
+    """The compiled ReAct graph.
+
+    ``models``: ``{"meta": chat model}`` to inject (else made per run from the
+    context); ``backend``: tasks and environments (else ``autoact.tools``);
+    ``checkpointer``: None for ``langgraph dev``, a SQLite saver for the CLI.
+    """
+    deps = Deps(ModelResolver(models, settings), backend or default_backend(), ReactContext)
+    graph = StateGraph(AgentState, context_schema=ReactContext, input_schema=InputState, output_schema=OutputState)
+    graph.add_node("start", dual_node("start", start_logic(lambda _: "act"), deps), destinations=("act",))
+    graph.add_node("act", dual_node("act", act, deps), destinations=ActTarget.__args__)
+    graph.add_node("execute", dual_node("execute", execute_logic(lambda _: "act"), deps), destinations=("act",))
+    graph.add_node("reflect", dual_node("reflect", reflect, deps), destinations=ReflectTarget.__args__)
+    graph.add_node("finalize", dual_node("finalize", finalize_logic, deps))
+    graph.add_edge(START, "start")
+    graph.add_edge("finalize", END)
+    return graph.compile(checkpointer=checkpointer, name=name)
+
+
+__all__ = ["build_react_graph", "act", "reflect"]
