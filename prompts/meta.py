@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from autoact.prompts.builders import template
+import yaml
+
+from autoact.prompts.builders import TEMPLATE_DIR, template
 
 
 def qa_block(question: str, answer: str) -> str:
@@ -32,21 +34,23 @@ def grounded_messages(
 ) -> list[dict[str, str]]:
     """Ask for a question answerable from ``paragraphs`` ((title, text) pairs).
 
-    ``demonstrations`` are (source paragraph text, question, answer) triples: a small
-    model follows a worked paragraph -> question example far better than a rule.
+    ``demonstrations`` are (source paragraph, question, answer) triples, shown as
+    earlier chat turns: a small model follows worked turns far better than a rule.
     """
-    shown = "\n\n".join(f"Paragraph: {text}\n{qa_block(q, a)}" for text, q, a in demonstrations)
-    shown_paragraphs = " ".join(f"[{title}] {text}" for title, text in paragraphs)
-    return [
-        {"role": "system", "content": template("self_instruct_system").substitute(task_description=task_description.strip())},
-        {"role": "user", "content": template("self_instruct_grounded_user").substitute(paragraphs=shown_paragraphs, demonstrations=shown)},
-    ]
+    def paragraph_turn(text: str) -> dict[str, str]:
+        return {"role": "user", "content": template("self_instruct_grounded_user").substitute(paragraphs=text)}
+
+    messages = [{
+        "role": "system",
+        "content": template("self_instruct_grounded_system").substitute(task_description=task_description.strip()),
+    }]
+    for text, question, answer in demonstrations:
+        messages += [paragraph_turn(text), {"role": "assistant", "content": qa_block(question, answer)}]
+    messages.append(paragraph_turn(" ".join(f"[{title}] {text}" for title, text in paragraphs)))
+    return messages
 
 
-def tool_selection_messages(
-    task_description: str, tools: Sequence[Any], examples: Sequence[str]
-) -> list[dict[str, str]]:
-    """``tools``: LangChain tools (name, description, metadata["usage"]) or mappings."""
+def _tool_lines(tools: Sequence[Any]) -> str:
     lines = []
     for tool in tools:
         if isinstance(tool, dict):
@@ -54,14 +58,31 @@ def tool_selection_messages(
         else:
             name, description, usage = tool.name, tool.description, (tool.metadata or {}).get("usage", "")
         lines.append(f"- {name}: {description.strip()} Usage: {usage}".rstrip())
+    return "\n".join(lines)
+
+
+def _tool_selection_user(task_description: str, tools: Sequence[Any], examples: Sequence[str]) -> dict[str, str]:
+    return {
+        "role": "user",
+        "content": template("tool_selection_user").substitute(
+            task_description=task_description.strip(),
+            examples="\n".join(f"- {q}" for q in examples),
+            tools=_tool_lines(tools),
+        ),
+    }
+
+
+def tool_selection_messages(
+    task_description: str, tools: Sequence[Any], examples: Sequence[str]
+) -> list[dict[str, str]]:
+    """``tools``: LangChain tools (name, description, metadata["usage"]) or mappings.
+
+    A worked turn for another task (``tool_selection_example.yaml``) comes first.
+    """
+    demo = yaml.safe_load((TEMPLATE_DIR / "tool_selection_example.yaml").read_text(encoding="utf-8"))
     return [
         {"role": "system", "content": template("tool_selection_system").template.strip()},
-        {
-            "role": "user",
-            "content": template("tool_selection_user").substitute(
-                task_description=task_description.strip(),
-                examples="\n".join(f"- {q}" for q in examples),
-                tools="\n".join(lines),
-            ),
-        },
+        _tool_selection_user(demo["task_description"], demo["tools"], demo["examples"]),
+        {"role": "assistant", "content": demo["answer"]},
+        _tool_selection_user(task_description, tools, examples),
     ]

@@ -1,0 +1,66 @@
+"""``autoact synthesize [STAGE]``: the self-planning data stages from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from autoact.synth.pipeline import STAGES
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from autoact.cli import settings_from_args
+    from autoact.graph.commands import model_endpoint
+    from autoact.synth.pipeline import SynthesisConfig, synthesize
+    from autoact.synth.self_instruct import SelfInstructConfig
+
+    settings = settings_from_args(args)
+    if args.concurrency:
+        settings = settings.model_copy(update={"concurrency": args.concurrency})
+    config = SynthesisConfig(
+        task=args.task,
+        data=args.data,
+        corpus=args.corpus,
+        instances="task" if args.task_questions else "self-instruct",
+        self_instruct=SelfInstructConfig(
+            n=args.n, k=args.k, grounded=args.grounded, max_fruitless_rounds=args.max_fruitless_rounds
+        ),
+        max_steps=args.max_steps,
+        max_kept=args.max_kept,
+        concurrency=settings.concurrency,
+    )
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    with model_endpoint(settings, args.base_url, serve=not args.no_serve) as base_url:
+        reports = synthesize(settings, config, base_url, stages)
+    print(json.dumps(reports, indent=2, default=str))
+    data_dir = Path(settings.run_dir) / "data"
+    if data_dir.is_dir():
+        print(f"training files: {', '.join(str(p) for p in sorted(data_dir.glob('*.jsonl')))}")
+    return 0
+
+
+def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = subparsers.add_parser(
+        "synthesize",
+        help="self-instruct, tool selection, trajectory synthesis, filter and differentiate",
+        description="Make the run's training data from a few seeds. Every stage is resumable.",
+    )
+    add_common(p)
+    p.add_argument("stage", nargs="?", default="all", choices=("all", *STAGES), help="one stage, or all in order")
+    p.add_argument("--task", default="demo", help="demo, hotpotqa, scienceqa or custom")
+    p.add_argument("--data", help="task data file (for hotpotqa, scienceqa, custom)")
+    p.add_argument("--corpus", help="corpus file (JSONL of title/text)")
+    p.add_argument("--n", type=int, default=40, help="instances to self-instruct")
+    p.add_argument("--k", type=int, default=3, help="instances asked for per round")
+    p.add_argument("--grounded", action="store_true", help="ground self-instruct in corpus paragraphs")
+    p.add_argument("--task-questions", action="store_true",
+                   help="solve the task's own training questions instead of self-instructed ones")
+    p.add_argument("--max-fruitless-rounds", type=int, default=8)
+    p.add_argument("--max-steps", type=int, default=6, help="steps per episode")
+    p.add_argument("--max-kept", type=int, default=200, help="cap on kept trajectories")
+    p.add_argument("--concurrency", type=int, help="episodes in flight at once (default: settings)")
+    p.add_argument("--base-url", help="use this endpoint (…/v1)")
+    p.add_argument("--no-serve", action="store_true", help="fail instead of starting a server when none answers")
+    p.set_defaults(func=cmd_synthesize)

@@ -1,0 +1,48 @@
+"""Filter: keep the trajectories that earned full reward, up to a cap.
+
+A kept trajectory must have reward 1 (exact for multiple choice, F1 = 1 for open
+QA) and, where the agent reflected, a last verdict of ``right`` — a correct answer
+that the agent itself judged wrong would teach the reflect agent the wrong label.
+Every dropped trajectory is counted by reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable
+
+FULL_REWARD = 1.0 - 1e-9
+
+
+def drop_reason(record: dict[str, Any]) -> str | None:
+    if record.get("status") != "ok":
+        return "error"
+    if record.get("reward") is None:
+        return "no reward"
+    if float(record["reward"]) < FULL_REWARD:
+        return "reward below 1"
+    reflections = record.get("reflections") or []
+    if reflections and reflections[-1].get("verdict") != "right":
+        return "judged wrong by its own reflection"
+    if not any(step.get("action") == "Finish" for step in record.get("trajectory") or []):
+        return "no Finish step"
+    return None
+
+
+def filter_trajectories(records: Iterable[dict[str, Any]], cap: int | None = None) -> tuple[list[dict], dict]:
+    """(kept records sorted by id, report with counts by reason)."""
+    records = list(records)
+    reasons: Counter[str] = Counter()
+    kept = []
+    for record in sorted(records, key=lambda r: str(r["id"])):
+        reason = drop_reason(record)
+        if reason:
+            reasons[reason] += 1
+        else:
+            kept.append(record)
+    capped = 0
+    if cap is not None and len(kept) > cap:
+        capped = len(kept) - cap
+        kept = kept[:cap]
+    report = {"total": len(records), "kept": len(kept), "dropped": dict(reasons), "over_cap": capped}
+    return kept, report

@@ -1,0 +1,236 @@
+"""Self-instruct: the meta-agent writes new task instances from a few seeds.
+
+Rounds of ``k`` items: each round shows examples sampled from the seeds and what was
+already generated, and parses what the model writes. Items are dropped when they
+are malformed or duplicate (normalised question, or normalised question and answer,
+already known). In **grounded** mode a round shows one or two linked paragraphs of
+the corpus instead and keeps only answers that occur in them, recording the source
+titles, so the questions are answerable with the offline tools.
+
+Journals (resumable): ``RUN/self_instruct_rounds.jsonl`` (every round, with its raw
+output and why items were rejected) and ``RUN/instances.jsonl`` (accepted items).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoact.concurrency import Progress
+from autoact.eval.metrics import normalize_answer
+from autoact.prompts.meta import grounded_messages, self_instruct_messages
+from autoact.synth.journal import Journal, stable_id
+from autoact.tools import Task, TaskInstance
+
+log = logging.getLogger(__name__)
+
+INSTANCES_FILE = "instances.jsonl"
+ROUNDS_FILE = "self_instruct_rounds.jsonl"
+
+_ITEM = re.compile(
+    r"(?:^|\n)\s*(?:\d+[.)]\s*)?(?:Question|Q)\s*[:：]\s*(?P<q>[^\n]+?)\s*\n+\s*(?:Answer|A)\s*[:：]\s*(?P<a>[^\n]+)",
+    re.IGNORECASE,
+)
+MAX_ANSWER_WORDS = 12
+
+
+@dataclass
+class SelfInstructConfig:
+    """Sizes and sampling of self-instruct (see the module docstring)."""
+
+    n: int = 40
+    k: int = 3
+    grounded: bool = False
+    #: None = 0.8 for plain rounds (diversity comes from sampling), 0.3 for grounded
+    #: ones (diversity comes from the sampled paragraph; a small model drifts when hot)
+    temperature: float | None = None
+    max_tokens: int = 192
+    max_fruitless_rounds: int = 8
+    examples_per_round: int = 3
+    #: share of grounded rounds that show two linked paragraphs (multi-hop questions)
+    linked_fraction: float = 0.25
+
+    @property
+    def sampling(self) -> dict:
+        temperature = self.temperature if self.temperature is not None else (0.3 if self.grounded else 0.8)
+        stop = ["\n\n", "\nParagraph"] if self.grounded else []
+        return {"temperature": temperature, "max_tokens": self.max_tokens, "stop": stop}
+
+
+def parse_items(text: str) -> list[tuple[str, str]]:
+    """``Question: … / Answer: …`` pairs in model output (numbering and Q:/A: tolerated)."""
+    items = []
+    for match in _ITEM.finditer(text or ""):
+        question = match.group("q").strip().strip('"')
+        answer = match.group("a").strip().strip('"').rstrip(".")
+        items.append((question, answer))
+    return items
+
+
+def reject_reason(question: str, answer: str, source_text: str | None = None) -> str | None:
+    """Why an item is malformed (None when it is acceptable)."""
+    if len(question) < 10 or len(question.split()) < 3:
+        return "question too short"
+    if not answer:
+        return "empty answer"
+    if len(answer.split()) > MAX_ANSWER_WORDS:
+        return "answer too long"
+    if len(answer.split()) > 4 and re.search(r"\b(is|was|are|were)\b", answer):
+        return "answer is a sentence"
+    norm_q, norm_a = normalize_answer(question), normalize_answer(answer)
+    if not norm_a:
+        return "empty answer"
+    if norm_a == norm_q or (len(norm_a) > 3 and f" {norm_a} " in f" {norm_q} "):
+        return "answer given in the question"
+    if source_text is not None and f" {norm_a} " not in f" {normalize_answer(source_text)} ":
+        return "answer not in the source paragraphs"
+    return None
+
+
+def linked_paragraphs(task: Task, rng: random.Random, linked: bool = True) -> list[tuple[str, str]]:
+    """A paragraph and, with ``linked`` and where one exists, a paragraph whose title it mentions."""
+    corpus = task.corpus
+    if len(corpus) == 0:
+        raise ValueError(f"grounded self-instruct needs a corpus; task {task.name} has none")
+    first = corpus[rng.randrange(len(corpus))]
+    mentioned = [t for t in corpus.titles if t != first.title and t in first.text]
+    chosen = [first]
+    if mentioned and linked:
+        chosen.append(corpus.get(rng.choice(sorted(mentioned))))
+    return [(p.title, p.text) for p in chosen]
+
+
+class SelfInstruct:
+    def __init__(self, task: Task, model: Any, run_dir: Path, config: SelfInstructConfig, seed: int = 0) -> None:
+        if len(task.seeds) < 2:
+            raise ValueError(f"self-instruct needs at least 2 seed examples; task {task.name} has {len(task.seeds)}")
+        self.task, self.model, self.config, self.seed = task, model, config, seed
+        self.rounds = Journal(Path(run_dir) / ROUNDS_FILE)
+        self.instances = Journal(Path(run_dir) / INSTANCES_FILE)
+        self.seen_questions = {normalize_answer(s.question) for s in task.seeds}
+        self.seen_questions |= {normalize_answer(r["question"]) for r in self.instances.records}
+        self._lock = asyncio.Lock()
+
+    def examples(self, rng: random.Random) -> list[tuple[str, str]]:
+        pool = [(s.question, s.answer) for s in self.task.seeds if s.answer]
+        generated = [(r["question"], r["answer"]) for r in self.instances.records]
+        n_seed = min(len(pool), max(1, self.config.examples_per_round - 1))
+        chosen = rng.sample(pool, n_seed)
+        if generated:
+            chosen += rng.sample(generated, min(len(generated), self.config.examples_per_round - n_seed))
+        rng.shuffle(chosen)
+        return chosen
+
+    def demonstrations(self, rng: random.Random) -> list[tuple[str, str, str]]:
+        """(source text, question, answer) of a seed or accepted grounded item."""
+        pool = []
+        for seed in self.task.seeds:
+            titles = seed.meta.get("supporting_titles") or seed.meta.get("source_titles") or []
+            paragraphs = [self.task.corpus.get(t) for t in titles[:1]]
+            if seed.answer and paragraphs and paragraphs[0] is not None:
+                pool.append((f"[{paragraphs[0].title}] {paragraphs[0].text}", seed.question, seed.answer))
+        for r in self.instances.records:
+            titles = r["meta"].get("source_titles") or []
+            p = self.task.corpus.get(titles[0]) if len(titles) == 1 else None
+            if p is not None:
+                pool.append((f"[{p.title}] {p.text}", r["question"], r["answer"]))
+        if not pool:
+            raise ValueError(
+                "grounded self-instruct needs seeds whose supporting_titles name corpus paragraphs"
+            )
+        return rng.sample(pool, min(2, len(pool)))
+
+    async def run_round(self, index: int) -> dict[str, Any]:
+        round_id = f"round-{index:05d}"
+        rng = random.Random(f"{self.seed}:{round_id}")
+        sources: list[tuple[str, str]] = []
+        if self.config.grounded:
+            sources = linked_paragraphs(self.task, rng, rng.random() < self.config.linked_fraction)
+            messages = grounded_messages(self.task.description, sources, self.demonstrations(rng))
+        else:
+            messages = self_instruct_messages(self.task.description, self.examples(rng), self.config.k)
+        reply = await self.model.ainvoke(messages, seed=self.seed * 100_003 + index)
+        raw = str(reply.content)
+        tokens = (reply.usage_metadata or {}).get("output_tokens", 0)
+        source_text = " ".join(text for _, text in sources) if sources else None
+        accepted, rejected = [], []
+        async with self._lock:
+            for question, answer in parse_items(raw):
+                reason = reject_reason(question, answer, source_text)
+                norm_q = normalize_answer(question)
+                if reason is None and norm_q in self.seen_questions:
+                    reason = "duplicate"
+                if reason:
+                    rejected.append({"question": question, "answer": answer, "reason": reason})
+                    continue
+                if len(self.instances) >= self.config.n:
+                    rejected.append({"question": question, "answer": answer, "reason": "enough instances"})
+                    continue
+                self.seen_questions.add(norm_q)
+                record = {
+                    "id": "si-" + stable_id(norm_q, normalize_answer(answer)),
+                    "question": question,
+                    "answer": answer,
+                    "meta": {"round": round_id, "source_titles": [t for t, _ in sources], "grounded": bool(sources)},
+                }
+                self.instances.append(record)
+                accepted.append(record["id"])
+            if not raw.strip():
+                rejected.append({"reason": "empty output"})
+            elif not accepted and not rejected:
+                rejected.append({"reason": "no Question/Answer item in the output"})
+            self.rounds.append({"id": round_id, "raw": raw, "accepted": accepted, "rejected": rejected, "tokens": tokens})
+        return {"accepted": len(accepted), "tokens": tokens}
+
+    async def run(self, concurrency: int) -> dict[str, Any]:
+        """Generate until ``n`` instances or too many fruitless rounds in a row."""
+        cfg = self.config
+        progress = Progress(total=cfg.n, desc="self-instruct")
+        progress.bar.update(len(self.instances))
+        next_round = len(self.rounds)
+        fruitless = 0
+        errors: list[str] = []
+        try:
+            while len(self.instances) < cfg.n and fruitless < cfg.max_fruitless_rounds:
+                batch = range(next_round, next_round + concurrency)
+                next_round += concurrency
+                before = len(self.instances)
+                results = await asyncio.gather(*(self.run_round(i) for i in batch), return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        errors.append(f"{type(result).__name__}: {result}")
+                        fruitless += 1
+                    elif result["accepted"]:
+                        fruitless = 0
+                        progress.tokens += result["tokens"]
+                    else:
+                        fruitless += 1
+                        progress.tokens += result["tokens"]
+                progress.bar.update(len(self.instances) - before)
+                if errors and len(errors) >= cfg.max_fruitless_rounds:
+                    raise RuntimeError(f"self-instruct: {len(errors)} rounds failed; last error: {errors[-1]}")
+        finally:
+            progress.close()
+        stopped = "enough" if len(self.instances) >= cfg.n else "fruitless"
+        if stopped == "fruitless":
+            log.warning(
+                "self-instruct stopped after %d fruitless rounds in a row with %d of %d instances",
+                cfg.max_fruitless_rounds, len(self.instances), cfg.n,
+            )
+        return {
+            "instances": len(self.instances),
+            "rounds": len(self.rounds),
+            "stopped": stopped,
+            "errors": errors[-5:],
+            "completion_tokens": sum(r.get("tokens", 0) for r in self.rounds.records),
+        }
+
+
+def load_instances(run_dir: Path) -> list[TaskInstance]:
+    journal = Journal(Path(run_dir) / INSTANCES_FILE)
+    return [TaskInstance.from_dict(r) for r in journal.records]
