@@ -118,7 +118,7 @@ def choice_index(prediction: str, choices: Sequence[str]) -> int | None:
     """Map an answer to the index of a choice, or None when it names none.
 
     Accepted, in order: a bare letter ("B", "(B)", "B.", "b"), a letter prefix
-    ("B. Dover", "(B) Dover"), the option text (normalised), a phrase such as
+    ("B. Dover", "(B) Dover"), the option text (literal, then normalised), a phrase such as
     "the answer is (B)", then containment of exactly one option's text (the
     longest wins when one option contains another), then a close fuzzy match.
     """
@@ -136,10 +136,15 @@ def choice_index(prediction: str, choices: Sequence[str]) -> int | None:
         idx = _letter_index(m.group(1), n)
         if idx is not None:
             return idx
+    # Options can differ only in case or punctuation ("dear Reggie," / "Dear Reggie,"):
+    # the literal text decides before normalisation does.
+    literal = [i for i, c in enumerate(choices) if str(c).strip() == text]
+    if literal:
+        return literal[0]
     norm_choices = [normalize_answer(c) for c in choices]
     pred = normalize_answer(text)
     exact = [i for i, c in enumerate(norm_choices) if c == pred]
-    if len(exact) >= 1:
+    if exact:
         return exact[0]
     m = _ANSWER_IS.search(text)
     if m:

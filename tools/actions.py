@@ -2,8 +2,8 @@
 
 Accepted: surrounding whitespace, an ``Action:`` / ``Action 3:`` prefix (also
 after a ``Thought:`` line), back-ticks around the whole action, any letter case
-of a known name, a space before ``[``, and brackets inside the argument (the
-argument runs to the last ``]``, so ``Python[print([1, 2])]`` works). Rejected
+of a known name, a space before ``[``, balanced brackets inside the argument, and
+for ``Python`` any brackets (its argument runs to the last ``]``). Rejected
 with an :class:`ActionError` that says what was wrong: no action, missing
 brackets, an empty argument, an unknown or unavailable action name, and text
 after the closing bracket.
@@ -23,6 +23,8 @@ ENV_ACTIONS = {"Finish": "Finish[answer]", "Reflect": "Reflect[right|wrong]"}
 _PREFIX = re.compile(r"(?im)^\s*action(?:\s*\d+)?\s*:\s*")
 _NAME_BRACKET = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[(.*)\]$", re.S)
 _NAME_ONLY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[", re.S)
+# Code may hold unbalanced brackets inside strings: its argument runs to the last "]".
+_GREEDY = {"python"}
 _TRAILING_PUNCT = re.compile(r"\]\s*[.;,!]+\s*$")
 
 
@@ -84,6 +86,12 @@ def parse_action(text: str, valid: Iterable[str] | None = None) -> Action:
             "trailing-text", f"Text follows the closing ']' in {_short(text)!r}; write one action as Name[argument]"
         )
     name, argument = m.group(1), m.group(2).strip()
+    close = _matching_bracket(text, text.index("["))
+    if close is not None and close < len(text) - 1 and name.casefold() not in _GREEDY:
+        # "Retrieve[A] then Lookup[b]": two actions, or text after the first one.
+        raise ActionError(
+            "trailing-text", f"Text follows the closing ']' in {_short(text)!r}; write one action as Name[argument]"
+        )
     if valid is not None:
         by_fold = {v.casefold(): v for v in valid}
         canonical = by_fold.get(name.casefold())
@@ -93,6 +101,18 @@ def parse_action(text: str, valid: Iterable[str] | None = None) -> Action:
     if not argument:
         raise ActionError("empty-argument", f"The action {name}[] has an empty argument")
     return Action(name, argument)
+
+
+def _matching_bracket(text: str, start: int) -> int | None:
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "[":
+            depth += 1
+        elif text[i] == "]":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
 
 
 def _short(text: str, limit: int = 60) -> str:

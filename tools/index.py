@@ -97,6 +97,9 @@ class CorpusIndex:
     def _load_or_build_bm25(self):
         import bm25s
 
+        # bm25s sets its logger to DEBUG on import and logs every build; keep output clean.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+
         target = self.dir / "bm25"
         start = time.perf_counter()
         if (target / "params.index.json").is_file():
@@ -130,7 +133,11 @@ class CorpusIndex:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            self._encoder = SentenceTransformer(str(embedding_model_path()), device="cpu")
+            encoder = SentenceTransformer(str(embedding_model_path()), device="cpu")
+            # The model was trained on 128-token inputs; longer ones cost twice as much
+            # on a CPU for little gain (a paragraph's start names its subject).
+            encoder.max_seq_length = min(encoder.max_seq_length, 128)
+            self._encoder = encoder
         return self._encoder
 
     def _embed(self, texts: list[str], progress: bool = False) -> np.ndarray:

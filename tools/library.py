@@ -199,7 +199,7 @@ class Image2TextTool(ActionTool):
         ocr = [t for t in meta.get("ocr") or [] if t]
         if not caption and not ocr:
             return NO_IMAGE
-        parts = [f"Caption: {caption}." if caption else "Caption: (none)."]
+        parts = [f"Caption: {caption.rstrip('. ')}." if caption else "Caption: (none)."]
         parts.append(f"Text in the image: {', '.join(ocr)}." if ocr else "Text in the image: (none).")
         return " ".join(parts)
 

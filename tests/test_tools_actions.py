@@ -1,0 +1,57 @@
+"""Parsing Name[argument] actions: accepted variants and every malformed form."""
+
+import pytest
+
+from autoact.tools.actions import Action, ActionError, parse_action
+
+VALID = ["Retrieve", "Lookup", "Search", "Python", "Finish", "Reflect"]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Retrieve[Velmora]", Action("Retrieve", "Velmora")),
+        ("  retrieve[ Velmora ]  ", Action("Retrieve", "Velmora")),
+        ("Action: Search[lighthouse 1802]", Action("Search", "lighthouse 1802")),
+        ("Action 3: Lookup[harbour]", Action("Lookup", "harbour")),
+        ("Thought: I should read it.\nAction: Retrieve[Ida Brann]", Action("Retrieve", "Ida Brann")),
+        ("`Finish[yes]`", Action("Finish", "yes")),
+        ("Finish[yes].", Action("Finish", "yes")),
+        ("Search [salt kiln]", Action("Search", "salt kiln")),
+        ("Python[print([1, 2][0])]", Action("Python", "print([1, 2][0])")),
+        ("Python[x = 1\nprint(x)]", Action("Python", "x = 1\nprint(x)")),
+        ("Python[a = ']'; print(a)]", Action("Python", "a = ']'; print(a)")),
+        ("Search[list [1] items]", Action("Search", "list [1] items")),
+    ],
+)
+def test_accepted_forms(text, expected):
+    assert parse_action(text, VALID) == expected
+
+
+@pytest.mark.parametrize(
+    "text,kind,mentions",
+    [
+        ("", "empty", "No action"),
+        ("   ", "empty", "No action"),
+        ("Retrieve Velmora", "no-brackets", "missing brackets"),
+        ("Retrieve[Velmora", "unclosed-bracket", "closing"),
+        ("[Velmora]", "no-name", "action name"),
+        ("Retrieve[Velmora] then Lookup[x]", "trailing-text", "follows"),
+        ("Retrieve[]", "empty-argument", "empty argument"),
+        ("Retrieve[   ]", "empty-argument", "empty argument"),
+        ("Wikipedia[Velmora]", "unknown-action", "Wikipedia"),
+    ],
+)
+def test_malformed_forms_name_the_problem(text, kind, mentions):
+    with pytest.raises(ActionError) as err:
+        parse_action(text, VALID)
+    assert err.value.kind == kind
+    assert mentions in err.value.message
+
+
+def test_without_valid_list_any_name_is_accepted():
+    assert parse_action("Anything[x]") == Action("Anything", "x")
+
+
+def test_str_round_trip():
+    assert str(parse_action("Lookup[harbour]", VALID)) == "Lookup[harbour]"
