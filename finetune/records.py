@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -81,6 +82,16 @@ def read_jsonl(path: Path, require_agent: str | None = None, general: bool = Fal
     return records
 
 
+def check_adapter_name(name: str) -> str:
+    """An adapter name must be a plain folder and file name (it names both)."""
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", name or ""):
+        raise RecordError(
+            f"invalid agent name {name!r}: use lower-case letters, digits, '-' or '_' "
+            f"(the agents are {[*AGENTS, ONE_AGENT]})"
+        )
+    return name
+
+
 def agent_data_file(run_dir: Path, agent: str) -> Path:
     return Path(run_dir) / "data" / f"{agent}.jsonl"
 
@@ -88,14 +99,11 @@ def agent_data_file(run_dir: Path, agent: str) -> Path:
 def load_agent_records(run_dir: Path, agent: str) -> tuple[list[dict], list[Path]]:
     """The records an adapter is trained on, and the files they came from.
 
-    ``agent`` is plan, tool or reflect, or ``one-agent`` for all three together.
+    ``agent`` is plan, tool or reflect, ``one-agent`` for all three together, or the
+    name of any other record file in ``RUN/data`` (e.g. ``react``).
     """
-    if agent == ONE_AGENT:
-        names = AGENTS
-    elif agent in AGENTS:
-        names = (agent,)
-    else:
-        raise RecordError(f"unknown agent {agent!r}; agents are {[*AGENTS, ONE_AGENT]}")
+    check_adapter_name(agent)
+    names = AGENTS if agent == ONE_AGENT else (agent,)
     files = [agent_data_file(run_dir, name) for name in names]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from autoact.finetune.records import AGENTS, ONE_AGENT, agent_data_file, read_jsonl
+from autoact.finetune.records import ONE_AGENT, agent_data_file, read_jsonl
 from autoact.serving.vllm_server import ServerError, VLLMServer, list_models
 from autoact.settings import RAW_BASE_NAME, ROLES, Settings
 
@@ -39,8 +39,6 @@ def check_prompts(run_dir: Path, names: list[str]) -> dict[str, dict]:
     prompts = {}
     for name in names:
         agent = "plan" if name == ONE_AGENT else name
-        if agent not in AGENTS:
-            raise ValueError(f"no data to check adapter {name!r} with")
         prompts[name] = read_jsonl(agent_data_file(run_dir, agent), require_agent=agent)[0]
     return prompts
 

@@ -40,6 +40,7 @@ from autoact.finetune.records import (
     AGENTS,
     ONE_AGENT,
     RecordError,
+    check_adapter_name,
     file_sha256,
     load_agent_records,
     mix_general,
@@ -342,10 +343,9 @@ def train_adapter(
 def adapter_names(agents: Iterable[str] = AGENTS, one_agent: bool = False) -> list[str]:
     if one_agent:
         return [ONE_AGENT]
-    names = list(dict.fromkeys(agents))
-    unknown = [a for a in names if a not in (*AGENTS, ONE_AGENT)]
-    if unknown or not names:
-        raise RecordError(f"unknown agent(s) {unknown}; agents are {[*AGENTS, ONE_AGENT]}")
+    names = [check_adapter_name(a) for a in dict.fromkeys(agents)]
+    if not names:
+        raise RecordError(f"no agents to train; agents are {[*AGENTS, ONE_AGENT]}")
     return names
 
 
@@ -356,7 +356,7 @@ def finetune_run(
     agents: Iterable[str] = AGENTS,
     one_agent: bool = False,
 ) -> dict[str, dict]:
-    """Train the adapters of a run: ``RUN/data/<agent>.jsonl`` -> ``RUN/adapters/<name>/``.
+    """Train the adapters of a run: ``RUN/data/<agent>.jsonl`` -> ``RUN/adapters/<agent>/``.
 
     With ``one_agent`` a single adapter, ``one-agent``, is trained on all three
     agents' records (the paper's ablation). Returns the manifests by adapter name.
@@ -408,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m autoact.finetune.train", description="Train one LoRA adapter (see the module docstring)."
     )
     add_common(parser)
-    parser.add_argument("--agent", default="plan", help=f"one of {[*AGENTS, ONE_AGENT]} (data from RUN/data)")
+    parser.add_argument("--agent", default="plan",
+                        help=f"{', '.join([*AGENTS, ONE_AGENT])} or another RUN/data/<agent>.jsonl")
     parser.add_argument("--data", action="append", help="train on these JSONL record files instead (repeatable)")
     parser.add_argument("--output", help="adapter folder (default RUN/adapters/<agent>)")
     # set by the deepspeed launcher; accelerate and torchrun use the environment instead

@@ -70,8 +70,8 @@ def test_missing_and_empty_files(tmp_path):
         read_jsonl(tmp_path / "empty.jsonl")
     with pytest.raises(RecordError, match="run the synthesis step first"):
         load_agent_records(tmp_path, "plan")
-    with pytest.raises(RecordError, match="unknown agent 'planner'"):
-        load_agent_records(tmp_path, "planner")
+    with pytest.raises(RecordError, match="invalid agent name '../plan'"):
+        load_agent_records(tmp_path, "../plan")
 
 
 def test_one_agent_takes_all_three_files(tmp_path):

@@ -81,8 +81,10 @@ def test_adapter_names():
     assert adapter_names() == ["plan", "tool", "reflect"]
     assert adapter_names(["tool", "tool"]) == ["tool"]
     assert adapter_names(["plan"], one_agent=True) == ["one-agent"]
-    with pytest.raises(RecordError, match="unknown agent"):
-        adapter_names(["planner"])
+    assert adapter_names(["react"]) == ["react"]  # any record file in RUN/data
+    for bad in ("../plan", "Plan", ""):
+        with pytest.raises(RecordError, match="invalid agent name"):
+            adapter_names([bad])
 
 
 def test_missing_data_is_reported_before_training(tmp_path, model_path):
