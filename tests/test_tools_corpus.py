@@ -71,6 +71,12 @@ def test_hotpotqa_contexts():
     assert corpus.get("C").sentences == ("Third.",)
 
 
+def test_hotpotqa_contexts_in_the_hub_layout():
+    questions = [{"context": {"title": ["A", "B"], "sentences": [["One.", " Two."], ["Three."]]}}]
+    corpus = Corpus.from_hotpotqa(questions)
+    assert corpus.titles == ["A", "B"] and corpus.get("A").sentences == ("One.", "Two.")
+
+
 @pytest.mark.parametrize(
     "line,message",
     [

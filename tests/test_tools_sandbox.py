@@ -76,7 +76,7 @@ def test_write_outside_the_temp_dir_is_refused(session, tmp_path):
 
 def test_file_size_limit():
     result = run_python("open('big.bin', 'wb').write(b'x' * (4 * 1024 * 1024))", limits=LIMITS)
-    assert not result.ok  # RLIMIT_FSIZE: 1 MB here
+    assert result.status == "error" and "File too large" in result.error  # RLIMIT_FSIZE: 1 MB here
 
 
 @pytest.fixture

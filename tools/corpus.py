@@ -199,15 +199,13 @@ class Corpus:
 
         def paragraphs() -> Iterator[Paragraph]:
             for q in questions:
-                for entry in q.get("context") or []:
-                    if isinstance(entry, dict):  # the HF dataset's column layout
-                        pairs = zip(entry["title"], entry["sentences"])
-                    else:
-                        pairs = [entry]
-                    for title, sentences in pairs:
-                        clean = tuple(s for s in (" ".join(str(x).split()) for x in sentences) if s)
-                        if title and clean:
-                            yield Paragraph(str(title), clean)
+                context = q.get("context") or []
+                if isinstance(context, dict):  # the HF dataset's layout: parallel columns
+                    context = zip(context.get("title", []), context.get("sentences", []))
+                for title, sentences in context:
+                    clean = tuple(s for s in (" ".join(str(x).split()) for x in sentences) if s)
+                    if title and clean:
+                        yield Paragraph(str(title), clean)
 
         return cls(paragraphs(), name=name)
 
