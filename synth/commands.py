@@ -28,6 +28,9 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
             n=args.n, k=args.k, grounded=args.grounded, max_fruitless_rounds=args.max_fruitless_rounds
         ),
         max_steps=args.max_steps,
+        samples=args.samples,
+        limit=args.limit,
+        tools=[t.strip() for t in args.tools.split(",") if t.strip()] if args.tools else None,
         max_kept=args.max_kept,
         concurrency=settings.concurrency,
     )
@@ -58,6 +61,10 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
     p.add_argument("--task-questions", action="store_true",
                    help="solve the task's own training questions instead of self-instructed ones")
     p.add_argument("--max-fruitless-rounds", type=int, default=8)
+    p.add_argument("--samples", type=int, default=1,
+                   help="trajectories per instance: the first greedy, the rest sampled at temperature 0.7")
+    p.add_argument("--limit", type=int, help="solve only the first N instances")
+    p.add_argument("--tools", help="comma-separated tool names instead of the meta-agent's choice")
     p.add_argument("--max-steps", type=int, default=6, help="steps per episode")
     p.add_argument("--max-kept", type=int, default=200, help="cap on kept trajectories")
     p.add_argument("--concurrency", type=int, help="episodes in flight at once (default: settings)")

@@ -30,16 +30,20 @@ def drop_reason(record: dict[str, Any]) -> str | None:
 
 
 def filter_trajectories(records: Iterable[dict[str, Any]], cap: int | None = None) -> tuple[list[dict], dict]:
-    """(kept records sorted by id, report with counts by reason)."""
+    """(kept records sorted by instance, one per instance; report with counts by reason)."""
     records = list(records)
     reasons: Counter[str] = Counter()
-    kept = []
-    for record in sorted(records, key=lambda r: str(r["id"])):
+    kept, solved = [], set()
+    for record in sorted(records, key=lambda r: (str(r.get("instance_id", r["id"])), r.get("sample", 0))):
         reason = drop_reason(record)
+        instance_id = str(record.get("instance_id", record["id"]))
+        if reason is None and instance_id in solved:
+            reason = "instance already has a kept trajectory"
         if reason:
             reasons[reason] += 1
         else:
             kept.append(record)
+            solved.add(instance_id)
     capped = 0
     if cap is not None and len(kept) > cap:
         capped = len(kept) - cap

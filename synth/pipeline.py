@@ -48,6 +48,10 @@ class SynthesisConfig:
     max_reflections: int = 1
     max_kept: int | None = 200
     concurrency: int = 8
+    samples: int = 1  # trajectories per instance (sample 0 greedy, the rest at temperature)
+    sample_temperature: float = 0.7
+    tools: list[str] | None = None  # a fixed tool set instead of the meta-agent's choice
+    limit: int | None = None  # solve only the first N instances
 
 
 def task_for(config: SynthesisConfig) -> Task:
@@ -100,12 +104,12 @@ async def run_synthesis(
 
     if "tools" in stages:
         meta = chat_model("meta", settings, base_url, temperature=0.0, max_tokens=48, stop=["\n\n"])
-        reports["tools"] = await select_tools(task, meta, run_dir, seed=settings.seed)
+        reports["tools"] = await select_tools(task, meta, run_dir, seed=settings.seed, fixed=config.tools)
         update_manifest(run_dir, settings, config, task, "tools", reports["tools"])
 
     selected = selected_tools(run_dir, task)
     if "trajectories" in stages:
-        instances = instances_for(task, config, run_dir)
+        instances = instances_for(task, config, run_dir)[: config.limit]
         if not instances:
             raise RuntimeError(f"no instances to solve in {run_dir}: run the self-instruct stage first")
         if graph is None:
@@ -123,7 +127,9 @@ async def run_synthesis(
             "max_reflections": config.max_reflections,
             "temperature": 0.0,
         }
-        reports["trajectories"] = await synthesize_trajectories(instances, graph, context, run_dir, config.concurrency)
+        reports["trajectories"] = await synthesize_trajectories(
+            instances, graph, context, run_dir, config.concurrency, config.samples, config.sample_temperature
+        )
         update_manifest(run_dir, settings, config, task, "trajectories", reports["trajectories"])
 
     if "filter" in stages:

@@ -115,6 +115,7 @@ class SelfInstruct:
         self.seen_questions = {normalize_answer(s.question) for s in task.seeds}
         self.seen_questions |= {normalize_answer(r["question"]) for r in self.instances.records}
         self._lock = asyncio.Lock()
+        self._seed_demos: list[tuple[str, str, str]] | None = None
 
     def examples(self, rng: random.Random) -> list[tuple[str, str]]:
         pool = [(s.question, s.answer) for s in self.task.seeds if s.answer]
@@ -126,14 +127,30 @@ class SelfInstruct:
         rng.shuffle(chosen)
         return chosen
 
+    def seed_source(self, seed: TaskInstance) -> Any:
+        """The corpus paragraph a seed was written from: its supporting title, else
+        the best search hit for its question that contains its answer."""
+        titles = seed.meta.get("supporting_titles") or seed.meta.get("source_titles") or []
+        if titles:
+            return self.task.corpus.get(titles[0])
+        from autoact.tools import get_index
+
+        answer = f" {normalize_answer(seed.answer)} "
+        for hit in get_index(self.task.corpus).search(seed.question, k=5):
+            paragraph = getattr(hit, "paragraph", hit)
+            if answer in f" {normalize_answer(paragraph.text)} ":
+                return paragraph
+        return None
+
     def demonstrations(self, rng: random.Random) -> list[tuple[str, str, str]]:
-        """(source text, question, answer) of a seed or accepted grounded item."""
-        pool = []
-        for seed in self.task.seeds:
-            titles = seed.meta.get("supporting_titles") or seed.meta.get("source_titles") or []
-            paragraphs = [self.task.corpus.get(t) for t in titles[:1]]
-            if seed.answer and paragraphs and paragraphs[0] is not None:
-                pool.append((f"[{paragraphs[0].title}] {paragraphs[0].text}", seed.question, seed.answer))
+        """(source text, question, answer) of seeds or accepted grounded items."""
+        if self._seed_demos is None:
+            self._seed_demos = []
+            for seed in self.task.seeds:
+                paragraph = self.seed_source(seed) if seed.answer else None
+                if paragraph is not None:
+                    self._seed_demos.append((f"[{paragraph.title}] {paragraph.text}", seed.question, seed.answer))
+        pool = list(self._seed_demos)
         for r in self.instances.records:
             titles = r["meta"].get("source_titles") or []
             p = self.task.corpus.get(titles[0]) if len(titles) == 1 else None
@@ -141,7 +158,8 @@ class SelfInstruct:
                 pool.append((f"[{p.title}] {p.text}", r["question"], r["answer"]))
         if not pool:
             raise ValueError(
-                "grounded self-instruct needs seeds whose supporting_titles name corpus paragraphs"
+                "grounded self-instruct found no corpus paragraph for any seed (no supporting_titles, "
+                "and no search hit containing a seed's answer)"
             )
         return rng.sample(pool, min(2, len(pool)))
 

@@ -40,11 +40,21 @@ def parse_tool_names(text: str, library: list[str]) -> tuple[list[str], list[str
     return [n for n in library if n in chosen], unknown
 
 
-async def select_tools(task: Task, model: Any, run_dir: Path, seed: int = 0) -> dict[str, Any]:
+async def select_tools(
+    task: Task, model: Any, run_dir: Path, seed: int = 0, fixed: list[str] | None = None
+) -> dict[str, Any]:
+    """The meta-agent's choice (or ``fixed``, a user's override), saved once per run."""
     path = Path(run_dir) / TOOLS_FILE
     if path.is_file():  # resumable: a saved choice is final for the run
         return json.loads(path.read_text())
     library = tool_library(task)
+    if fixed:
+        unknown = [name for name in fixed if name not in library]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {unknown}; the library has {sorted(library)}")
+        record = {"selected": list(fixed), "chosen_by": "user", "offered": sorted(library)}
+        atomic_write_text(path, json.dumps(record, indent=2))
+        return record
     offered = list(library.values())
     examples = [s.question for s in task.seeds][:3]
     messages = tool_selection_messages(task.description, offered, examples)
@@ -54,6 +64,7 @@ async def select_tools(task: Task, model: Any, run_dir: Path, seed: int = 0) -> 
     valid, unknown = parse_tool_names(raw, names)
     record = {
         "selected": valid or list(task.default_tools),
+        "chosen_by": "model" if valid else "task defaults (no valid name in the model's answer)",
         "model_choice": valid,
         "unknown_names": unknown,
         "fallback_to_defaults": not valid,

@@ -26,10 +26,18 @@ TRAJECTORIES_FILE = "trajectories.jsonl"
 ERRORS_FILE = "trajectory_errors.jsonl"
 
 
-def episode_record(instance: TaskInstance, state: dict[str, Any], tools: Sequence[str], seconds: float) -> dict:
+def episode_id(instance: TaskInstance, sample: int) -> str:
+    return instance.id if sample == 0 else f"{instance.id}#{sample}"
+
+
+def episode_record(
+    instance: TaskInstance, state: dict[str, Any], tools: Sequence[str], seconds: float, sample: int = 0
+) -> dict:
     scores = state.get("scores") or {}
     return {
-        "id": instance.id,
+        "id": episode_id(instance, sample),
+        "instance_id": instance.id,
+        "sample": sample,
         "status": "ok",
         "question": instance.question,
         "gold": instance.answer,
@@ -61,29 +69,38 @@ async def synthesize_trajectories(
     context: dict[str, Any],
     run_dir: Path,
     concurrency: int,
+    samples: int = 1,
+    sample_temperature: float = 0.7,
 ) -> dict[str, Any]:
-    """Run the graph on every instance not yet in the journal; returns the stage report."""
+    """Run the graph on every (instance, sample) not yet in the journal.
+
+    Sample 0 is greedy (``context``'s temperature); further samples, if asked for,
+    run at ``sample_temperature``: more chances for a small model to solve an
+    instance, while the filter still keeps only full-reward episodes.
+    """
     journal = Journal(Path(run_dir) / TRAJECTORIES_FILE)
     errors = Journal(Path(run_dir) / ERRORS_FILE, key="attempt")
-    todo = [inst for inst in instances if inst.id not in journal]
+    todo = [(inst, j) for inst in instances for j in range(samples) if episode_id(inst, j) not in journal]
     tools = list(context.get("tools") or [])
     progress = Progress(total=len(todo), desc="trajectories")
 
-    async def worker(instance: TaskInstance) -> dict[str, Any]:
+    async def worker(item: tuple[TaskInstance, int]) -> dict[str, Any]:
+        instance, sample = item
+        run_context = context if sample == 0 else {**context, "temperature": sample_temperature}
         start = time.perf_counter()
         try:
             state = await graph.ainvoke(
                 {"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()},
-                context=context,
+                context=run_context,
             )
         except Exception as exc:
             errors.append({
-                "attempt": f"{instance.id}@{time.time():.3f}",
-                "id": instance.id,
+                "attempt": f"{episode_id(instance, sample)}@{time.time():.3f}",
+                "id": episode_id(instance, sample),
                 "error": f"{type(exc).__name__}: {exc}",
             })
             return {"failed": True}
-        record = episode_record(instance, state, tools, time.perf_counter() - start)
+        record = episode_record(instance, state, tools, time.perf_counter() - start, sample)
         journal.append(record)
         return {"kept": (record["reward"] or 0) >= 1.0, "tokens": completion_tokens(record["usage"])}
 

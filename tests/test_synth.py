@@ -1,0 +1,202 @@
+"""Synthesis stages with a scripted chat model on the built-in demo task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from autoact.graph import build_react_graph
+from autoact.prompts import builders
+from autoact.synth.differentiate import differentiate
+from autoact.synth.filter import filter_trajectories
+from autoact.synth.journal import Journal
+from autoact.synth.self_instruct import SelfInstruct, SelfInstructConfig, parse_items, reject_reason
+from autoact.synth.tool_selection import parse_tool_names, select_tools
+from autoact.synth.trajectories import synthesize_trajectories
+from autoact.tools import TaskInstance, load_task, tool_library
+from graph_fakes import scripted
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_task("demo")
+
+
+# ---- parsing and validation ----------------------------------------------------------------
+def test_parse_items_tolerates_numbering_and_short_labels():
+    text = "1. Question: Who built the mill?\nAnswer: Ada Holm.\n\nQ: When was it built?\nA: 1820\nnoise\nQuestion: dangling"
+    assert parse_items(text) == [("Who built the mill?", "Ada Holm"), ("When was it built?", "1820")]
+    assert parse_items("") == [] and parse_items("no items here") == []
+
+
+@pytest.mark.parametrize(
+    "question,answer,source,reason",
+    [
+        ("Who?", "Ada", None, "question too short"),
+        ("Who built the old mill?", "", None, "empty answer"),
+        ("Who built the old mill?", " ".join(["word"] * 13), None, "answer too long"),
+        ("Who built the old mill?", "The old mill was built by Ada Holm", None, "answer is a sentence"),
+        ("Was the mill built by Ada Holm?", "Ada Holm", None, "answer given in the question"),
+        ("Who built the old mill?", "Bo Lind", "The mill was built by Ada Holm.", "answer not in the source paragraphs"),
+        ("Who built the old mill?", "Ada Holm", "The mill was built by Ada Holm.", None),
+    ],
+)
+def test_reject_reasons(question, answer, source, reason):
+    assert reject_reason(question, answer, source) == reason
+
+
+def test_tool_names_are_validated_against_the_library():
+    library = ["Retrieve", "Lookup", "Search", "Calculator"]
+    assert parse_tool_names("Tools: search, Retrieve[entity], Hammer and lookup", library) == (
+        ["Retrieve", "Lookup", "Search"], ["Hammer"])
+    assert parse_tool_names("I would use nothing.", library)[0] == []
+
+
+# ---- self-instruct -------------------------------------------------------------------------------
+def test_self_instruct_dedups_drops_malformed_and_stops_when_fruitless(demo, tmp_path):
+    seed_q = demo.seeds[0].question
+    model = scripted(
+        f"Question: {seed_q}\nAnswer: whatever",                      # duplicate of a seed
+        "Question: Who painted the Harbour Mural?\nAnswer: Lise Varn",  # new
+        "Question: who painted the harbour mural\nAnswer: Lise Varn.",  # duplicate after normalisation
+        "I cannot write questions.",                                  # no item
+        "",                                                           # empty
+        "Question: Who?\nAnswer: x",                                  # malformed
+    )
+    config = SelfInstructConfig(n=5, k=1, max_fruitless_rounds=4)
+    stage = SelfInstruct(demo, model, tmp_path, config, seed=1)
+    report = asyncio.run(stage.run(concurrency=1))
+    assert report["instances"] == 1 and report["stopped"] == "fruitless"
+    instances = Journal(tmp_path / "instances.jsonl").records
+    assert [(r["question"], r["answer"]) for r in instances] == [("Who painted the Harbour Mural?", "Lise Varn")]
+    reasons = [x["reason"] for r in Journal(tmp_path / "self_instruct_rounds.jsonl").records for x in r["rejected"]]
+    assert reasons == ["duplicate", "duplicate", "no Question/Answer item in the output", "empty output", "question too short"]
+    # every prompt shows examples from the seeds (and later from what was accepted)
+    assert all("Question:" in call[-1].content for call in model.calls)
+
+
+def test_grounded_self_instruct_records_sources_and_checks_answers(demo, tmp_path):
+    model = scripted(*["Question: Which town is named in this paragraph?\nAnswer: Zzyzx"] * 3)
+    config = SelfInstructConfig(n=2, k=1, grounded=True, max_fruitless_rounds=3, linked_fraction=0.0)
+    stage = SelfInstruct(demo, model, tmp_path, config, seed=3)
+    report = asyncio.run(stage.run(concurrency=1))
+    assert report["instances"] == 0
+    rounds = Journal(tmp_path / "self_instruct_rounds.jsonl").records
+    assert {x["reason"] for r in rounds for x in r["rejected"]} == {"answer not in the source paragraphs"}
+    # the last user turn shows one corpus paragraph; earlier turns are worked examples
+    last = model.calls[0][-1].content
+    assert last.startswith("Paragraph: [") and model.calls[0][-2].type == "ai"
+
+    # an answer copied from the shown paragraph is accepted with its source title
+    title = last.split("[", 1)[1].split("]", 1)[0]
+    paragraph = demo.corpus.get(title)
+    answer = " ".join(paragraph.sentences[0].rstrip(".").split()[-2:])
+    ok_model = scripted(f"Question: What does the first sentence about {title} end with?\nAnswer: {answer}")
+    stage = SelfInstruct(demo, ok_model, tmp_path / "ok", SelfInstructConfig(n=1, k=1, grounded=True, linked_fraction=0.0), seed=3)
+    asyncio.run(stage.run(concurrency=1))
+    [record] = Journal(tmp_path / "ok" / "instances.jsonl").records
+    assert record["meta"]["source_titles"] == [title] and record["answer"] == answer
+
+
+def test_tool_selection_saves_choice_and_falls_back(demo, tmp_path):
+    chosen = asyncio.run(select_tools(demo, scripted("Tools: Retrieve, Lookup, Teleport"), tmp_path / "a"))
+    assert chosen["selected"] == ["Retrieve", "Lookup"] and chosen["unknown_names"] == ["Teleport"]
+    assert json.loads((tmp_path / "a" / "tools.json").read_text())["selected"] == ["Retrieve", "Lookup"]
+    fallback = asyncio.run(select_tools(demo, scripted("Use a browser."), tmp_path / "b"))
+    assert fallback["fallback_to_defaults"] and fallback["selected"] == list(demo.default_tools)
+    with pytest.raises(ValueError, match="unknown tool"):
+        asyncio.run(select_tools(demo, scripted(), tmp_path / "c", fixed=["Hammer"]))
+
+
+# ---- journals --------------------------------------------------------------------------------------------
+def test_journal_drops_a_torn_line_and_duplicates(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "a"}\n{"id": "c", "x": ')
+    journal = Journal(path)
+    assert [r["id"] for r in journal.records] == ["a", "b"]
+    assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n{"id": "a"}\n'
+    assert journal.append({"id": "c"}) and not journal.append({"id": "b"})
+    assert [r["id"] for r in Journal(path).records] == ["a", "b", "c"]
+
+
+# ---- trajectories, filter and differentiate ---------------------------------------------------------------
+def solved_script(entity: str, answer: str) -> list[str]:
+    return [
+        f"Thought: I need the paragraph about {entity}.\nAction: Retrieve[{entity}]",
+        f"Thought: The paragraph gives the answer.\nAction: Finish[{answer}]",
+        "Thought: The observation supports the answer.\nAction: Reflect[right]",
+    ]
+
+
+def test_trajectory_stage_filter_and_records(demo, tmp_path):
+    inst = next(i for i in demo.split("train") if i.meta.get("level") == "easy")
+    entity = inst.meta["supporting_titles"][0]
+    wrong = TaskInstance("wrong-1", inst.question, "Nobody Atall")
+    model = scripted(*solved_script(entity, inst.answer), *solved_script(entity, inst.answer))
+    graph = build_react_graph({"meta": model})
+    context = {"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 4, "max_reflections": 0}
+    report = asyncio.run(synthesize_trajectories([inst, wrong], graph, context, tmp_path, concurrency=1))
+    assert report["synthesized"] == 2 and report["failed_this_run"] == 0
+    records = {r["id"]: r for r in Journal(tmp_path / "trajectories.jsonl").records}
+    good = records[inst.id]
+    assert good["reward"] == 1.0 and good["halt_reason"] == "finish"
+    assert [s["action"] for s in good["trajectory"]] == ["Retrieve", "Finish"]
+    assert good["usage"]["meta"]["calls"] == 3
+    assert records["wrong-1"]["reward"] == 0.0
+
+    kept, filter_report = filter_trajectories(records.values(), cap=10)
+    assert [r["id"] for r in kept] == [inst.id]
+    assert filter_report == {"total": 2, "kept": 1, "dropped": {"reward below 1": 1}, "over_cap": 0}
+
+    library = tool_library(demo)
+    tools = [library["Retrieve"], library["Lookup"]]
+    counts = differentiate(kept, demo.description, tools, tmp_path / "data")
+    assert counts == {"plan": 2, "tool": 2, "reflect": 1}
+    plan = [json.loads(l) for l in (tmp_path / "data" / "plan.jsonl").read_text().splitlines()]
+    tool = [json.loads(l) for l in (tmp_path / "data" / "tool.jsonl").read_text().splitlines()]
+    reflect = [json.loads(l) for l in (tmp_path / "data" / "reflect.jsonl").read_text().splitlines()]
+    steps = good["trajectory"]
+    assert [r["messages"][-1]["content"] for r in plan] == [
+        f"Thought: I need the paragraph about {entity}.\nAction: Retrieve",
+        "Thought: The paragraph gives the answer.\nAction: Finish",
+    ]
+    assert [r["messages"][-1]["content"] for r in tool] == [entity, inst.answer]
+    assert reflect[0]["messages"][-1]["content"] == "Thought: The observation supports the answer.\nAction: Reflect[right]"
+    # prompts are exactly the builders' (the ones the group graph sends at inference)
+    assert plan[1]["messages"][:-1] == builders.plan_messages(demo.description, tools, inst.question, steps[:1])
+    assert tool[0]["messages"][:-1] == builders.tool_messages(
+        demo.description, tools, inst.question, [], thought=steps[0]["thought"], action="Retrieve")
+    assert reflect[0]["messages"][:-1] == builders.reflect_messages(demo.description, tools, inst.question, steps)
+    assert all(r["agent"] == "plan" for r in plan) and plan[0]["id"].startswith(inst.id)
+
+
+def test_trajectory_stage_resumes_and_retries_errors(demo, tmp_path):
+    insts = [i for i in demo.split("train") if i.meta.get("level") == "easy"][:3]
+
+    class Boom(Exception):
+        pass
+
+    class FlakyGraph:
+        def __init__(self, fail_ids):
+            self.fail_ids, self.calls = set(fail_ids), []
+
+        async def ainvoke(self, payload, context):
+            inst = payload["instance"]
+            self.calls.append(inst["id"])
+            if inst["id"] in self.fail_ids:
+                raise Boom("server at http://127.0.0.1:1/v1 unreachable")
+            return {"trajectory": [], "reflections": [], "answer": "x", "reward": 0.0, "halt_reason": "finish", "usage": {}}
+
+    first = FlakyGraph({insts[1].id})
+    report = asyncio.run(synthesize_trajectories(insts, first, {"tools": []}, tmp_path, concurrency=2))
+    assert report["synthesized"] == 2 and report["failed_this_run"] == 1
+    errors = Journal(tmp_path / "trajectory_errors.jsonl", key="attempt").records
+    assert errors[0]["id"] == insts[1].id and "127.0.0.1:1" in errors[0]["error"]
+    second = FlakyGraph(set())
+    report = asyncio.run(synthesize_trajectories(insts, second, {"tools": []}, tmp_path, concurrency=2))
+    assert second.calls == [insts[1].id] and report["synthesized"] == 3
+    ids = [r["id"] for r in Journal(tmp_path / "trajectories.jsonl").records]
+    assert sorted(ids) == sorted(i.id for i in insts) and len(ids) == len(set(ids))

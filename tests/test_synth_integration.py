@@ -1,0 +1,85 @@
+"""Synthesis against the real vLLM server with the embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autoact.serving.vllm_server import VLLMServer
+from autoact.synth.journal import Journal
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def base_server(real_settings, embedded_model):
+    server = VLLMServer(real_settings, embedded_model)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def synthesize(run: Path, base_url: str, *args: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "autoact.cli", "synthesize", *args, "--run", str(run), "--base-url", base_url,
+           "--no-serve"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_tiny_run_writes_every_stage(base_server, tmp_path):
+    run = tmp_path / "run"
+    proc = synthesize(run, base_server.base_url, "--task", "demo", "--grounded", "--n", "4", "--k", "1",
+                      "--max-steps", "3", "--concurrency", "4")
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    for name in ("instances.jsonl", "self_instruct_rounds.jsonl", "tools.json", "trajectories.jsonl",
+                 "kept.jsonl", "manifest.json", "data/plan.jsonl", "data/tool.jsonl", "data/reflect.jsonl"):
+        assert (run / name).is_file(), f"{name} missing\n{out}"
+    instances = Journal(run / "instances.jsonl").records
+    trajectories = Journal(run / "trajectories.jsonl").records
+    assert 1 <= len(instances) <= 4
+    assert sorted(r["id"] for r in trajectories) == sorted(r["id"] for r in instances)
+    assert all(r["halt_reason"] for r in trajectories)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stages"]["filter"]["total"] == len(trajectories)
+    assert set(manifest["files"]) >= {"instances.jsonl", "trajectories.jsonl", "data/plan.jsonl"}
+    assert manifest["seeds"] and manifest["model"] == "embedded"
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(base_server, tmp_path):
+    args = ("trajectories", "--task", "demo", "--task-questions", "--tools", "Retrieve,Lookup",
+            "--max-steps", "3", "--limit", "16", "--concurrency", "4")
+    reference = synthesize(tmp_path / "ref", base_server.base_url, *args)
+    out, _ = reference.communicate(timeout=900)
+    assert reference.returncode == 0, out
+    expected = sorted(r["id"] for r in Journal(tmp_path / "ref" / "trajectories.jsonl").records)
+    assert len(expected) == 16
+
+    run = tmp_path / "killed"
+    proc = synthesize(run, base_server.base_url, *args)
+    journal = run / "trajectories.jsonl"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if journal.is_file() and len(journal.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(journal.read_text().splitlines())
+    assert 5 <= done_before < 16, "the kill came too late to test resuming"
+
+    resumed = synthesize(run, base_server.base_url, *args)
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out
+    lines = [json.loads(l) for l in journal.read_text().splitlines()]
+    ids = [r["id"] for r in lines]
+    assert len(ids) == len(set(ids)), "duplicate records after resuming"
+    assert sorted(ids) == expected
