@@ -135,9 +135,9 @@ class VLLMServer:
             cmd += [
                 "--served-model-name", RAW_BASE_NAME,
                 "--enable-lora", "--max-lora-rank", str(rank),
-                # one slot per adapter (+1 for a hot-loaded one): a single slot would
-                # run a mixed batch one adapter at a time.
-                "--max-loras", str(len(modules) + 1),
+                # one slot per adapter: a single slot would run a mixed batch one
+                # adapter at a time (hot-loaded extras are swapped in by LRU)
+                "--max-loras", str(len(modules)),
                 "--lora-modules", *(f"{name}={path}" for name, path in modules.items()),
             ]
         else:
