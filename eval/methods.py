@@ -1,0 +1,129 @@
+"""The methods an evaluation compares, on the same model and the same questions.
+
+Each method names a graph, the context that configures it, and the served LoRA
+adapters it needs. A method whose adapter is not served fails with a message naming
+it: falling back to the base model would put the base model's numbers under the
+method's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+GROUP_ADAPTERS = {"plan_model": "plan", "tool_model": "tool", "reflect_model": "reflect"}
+ONE_AGENT = "one-agent"
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    graph: str  # group | react | cot | plan_solve | reflexion
+    context: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    uses_tools: bool = True
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """The served model names (adapters) this method's context asks for."""
+        names = [v for k, v in self.context.items() if k.endswith("_model") and v]
+        return tuple(dict.fromkeys(names))
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "autoact", "group", {"mode": "iterative", "reflect": True, **GROUP_ADAPTERS},
+            "group planning: the plan, tool and reflect agents, one fine-tuned LoRA adapter each",
+        ),
+        Method(
+            "react", "react", {"reflect": False},
+            "ReAct with the base model, zero-shot (not fine-tuned; one worked example in the prompt), "
+            "no self-reflection",
+        ),
+        Method(
+            "cot", "cot", {},
+            "chain of thought with the base model: one call, reasoning then the answer, no tools "
+            "(image questions show their caption and recognised text)",
+            uses_tools=False,
+        ),
+        Method(
+            "zero-shot-plan", "plan_solve", {},
+            "plan-and-solve with the base model: first a plan (subgoals), then reasoning along it and the "
+            "answer; no tools",
+            uses_tools=False,
+        ),
+        Method(
+            "reflexion", "reflexion", {},
+            "ReAct trials with the base model; after a failed trial a verbal self-reflection goes into the next "
+            "trial. A trial counts as failed when the environment's reward (the score against the gold answer) "
+            "is below 1, as in Reflexion's original setting: an oracle signal the other methods do not get",
+        ),
+        Method(
+            "one-agent", "group", {
+                "mode": "iterative", "reflect": True,
+                "plan_model": ONE_AGENT, "tool_model": ONE_AGENT, "reflect_model": ONE_AGENT,
+            },
+            "ablation: group planning with one adapter, trained on all three agents' data, in every role",
+        ),
+        Method(
+            "no-reflect", "group", {"mode": "iterative", "reflect": False, "plan_model": "plan", "tool_model": "tool"},
+            "ablation: group planning without the reflect agent (the first answer stands)",
+        ),
+        Method(
+            "one-pass", "group", {"mode": "one_pass", "reflect": True, **GROUP_ADAPTERS},
+            "group planning in one-pass mode (Lumos): the plan agent writes every subgoal first, "
+            "the tool agent grounds them in order",
+        ),
+    )
+}
+
+
+class UnknownMethod(ValueError):
+    pass
+
+
+def resolve_methods(names: list[str]) -> list[Method]:
+    """The methods for ``names`` (``all`` = every method), in the order given."""
+    out: list[Method] = []
+    for name in names:
+        if name == "all":
+            out.extend(m for m in METHODS.values() if m not in out)
+            continue
+        if name not in METHODS:
+            raise UnknownMethod(f"unknown method {name!r}; methods are {', '.join(METHODS)} (or all)")
+        if METHODS[name] not in out:
+            out.append(METHODS[name])
+    if not out:
+        raise UnknownMethod("no method given")
+    return out
+
+
+def needed_adapters(methods: list[Method]) -> list[str]:
+    return list(dict.fromkeys(a for m in methods for a in m.adapters))
+
+
+def graph_builder(kind: str) -> Callable[..., Any]:
+    """The ``build_*_graph`` function of a method's graph."""
+    from autoact.graph import baselines
+    from autoact.graph.group import build_group_graph
+    from autoact.graph.react import build_react_graph
+
+    builders = {
+        "group": build_group_graph,
+        "react": build_react_graph,
+        "cot": baselines.build_cot_graph,
+        "plan_solve": baselines.build_plan_solve_graph,
+        "reflexion": baselines.build_reflexion_graph,
+    }
+    if kind not in builders:
+        raise ValueError(f"unknown graph {kind!r}")
+    return builders[kind]
+
+
+def context_schema(kind: str) -> type:
+    from autoact.graph.baselines import ReflexionContext
+    from autoact.graph.context import GroupContext, ReactContext
+
+    return {"group": GroupContext, "reflexion": ReflexionContext}.get(kind, ReactContext)

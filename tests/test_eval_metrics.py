@@ -1,0 +1,136 @@
+"""Scoring of evaluation records and aggregation, against hand-computed cases.
+
+A record's scores come from the task's scorer (``question_record``); the table's
+cells are per-group means ×100 and All is the mean of the groups (the AutoAct
+paper's average over HotpotQA's levels), not the mean over questions.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from autoact.eval.aggregate import (
+    ALL,
+    cost,
+    group_of,
+    mean_std,
+    metrics_for,
+    ordered_groups,
+    summarize,
+)
+from autoact.eval.runner import question_record, usage_totals
+from autoact.tools import Task, TaskInstance
+from autoact.tools.corpus import Corpus
+
+
+def _task(instances: list[TaskInstance]) -> Task:
+    return Task("custom", "test", instances, Corpus([], name="empty"), ["Calculator"])
+
+
+def _record(task: Task, inst: TaskInstance, answer: str | None, usage: dict | None = None) -> dict:
+    state = {"answer": answer, "halt_reason": "finish", "trajectory": [], "usage": usage or {}}
+    return question_record("m", task, inst, state, 1.5)
+
+
+QA = TaskInstance("q1", "Which river runs through Paris?", "the Seine", meta={"level": "easy"})
+YES = TaskInstance("q2", "Are both rivers in France?", "yes", meta={"level": "medium"})
+MC = TaskInstance("q3", "Which is a mammal?\nOptions: (A) shark (B) dolphin (C) trout", "dolphin",
+                  choices=["shark", "dolphin", "trout"], meta={"answer_index": 1, "level": "grade1-4"})
+
+
+@pytest.mark.parametrize(
+    "answer,f1,em",
+    [
+        ("Seine", 1.0, 1.0),  # the article and case are normalised away
+        ("The SEINE!", 1.0, 1.0),  # punctuation too
+        ("Seine river", 2 / 3, 0.0),  # P = 1/2, R = 1 -> F1 = 2/3
+        ("the river Loire", 0.0, 0.0),
+        (None, 0.0, 0.0),  # no answer scores as an empty one
+    ],
+)
+def test_open_answers_are_scored_by_token_f1_and_em(answer, f1, em):
+    record = _record(_task([QA]), QA, answer)
+    assert record["scores"]["f1"] == pytest.approx(f1)
+    assert record["scores"]["em"] == em
+    assert record["reward"] == pytest.approx(f1)
+    assert record["prediction"] == answer and record["gold"] == "the Seine"
+
+
+@pytest.mark.parametrize("answer,f1", [("yes", 1.0), ("Yes.", 1.0), ("yes they are", 0.0), ("no", 0.0)])
+def test_yes_no_answers_get_no_partial_credit(answer, f1):
+    assert _record(_task([YES]), YES, answer)["scores"]["f1"] == f1
+
+
+@pytest.mark.parametrize(
+    "answer,acc,choice",
+    [
+        ("B", 1.0, 1), ("(b)", 1.0, 1), ("B. dolphin", 1.0, 1),  # by letter
+        ("dolphin", 1.0, 1), ("The Dolphin.", 1.0, 1),  # by text
+        ("A", 0.0, 0), ("shark", 0.0, 0),
+        ("a whale", 0.0, None),  # names no option
+    ],
+)
+def test_multiple_choice_by_letter_and_by_text(answer, acc, choice):
+    scores = _record(_task([MC]), MC, answer)["scores"]
+    assert scores["acc"] == acc and scores["choice"] == choice
+
+
+def test_record_sums_usage_over_roles():
+    usage = {
+        "plan": {"calls": 3, "prompt_tokens": 900, "completion_tokens": 60, "prompt_chars": 2700},
+        "tool": {"calls": 3, "prompt_tokens": 800, "completion_tokens": 15, "prompt_chars": 2400},
+        "reflect": {"calls": 1, "prompt_tokens": 400, "completion_tokens": 25, "prompt_chars": 1200},
+    }
+    assert usage_totals(usage) == (7, 2100, 100)
+    record = _record(_task([QA]), QA, "Seine", usage)
+    assert record["tokens"] == {"prompt": 2100, "completion": 100} and record["calls"] == 7
+    assert record["latency_s"] == 1.5 and record["group"] == "easy"
+
+
+def _rec(group: str, f1: float, em: float, calls: int = 2, prompt: int = 100, completion: int = 10,
+         latency: float = 1.0, halt: str = "finish") -> dict:
+    return {"group": group, "scores": {"f1": f1, "em": em}, "calls": calls,
+            "tokens": {"prompt": prompt, "completion": completion}, "latency_s": latency, "halt_reason": halt}
+
+
+def test_per_level_means_and_all_is_the_mean_of_the_levels():
+    records = [
+        _rec("easy", 1.0, 1.0), _rec("easy", 0.5, 0.0),  # easy: F1 75, EM 50
+        _rec("medium", 0.0, 0.0),  # medium: 0, 0
+        _rec("hard", 0.25, 0.0), _rec("hard", 0.25, 0.0), _rec("hard", 1.0, 1.0, halt="max_steps"),  # hard: 50, 33.3
+    ]
+    s = summarize(records, ("f1", "em"))
+    assert list(s["groups"]) == ["easy", "medium", "hard"]
+    assert s["groups"]["easy"] == {"n": 2, "f1": pytest.approx(75.0), "em": pytest.approx(50.0)}
+    assert s["groups"]["hard"]["f1"] == pytest.approx(50.0) and s["groups"]["hard"]["em"] == pytest.approx(100 / 3)
+    assert s["all"]["f1"] == pytest.approx((75 + 0 + 50) / 3)
+    assert s["all"]["em"] == pytest.approx((50 + 0 + 100 / 3) / 3)
+    # the mean over questions differs when the levels differ in size
+    assert s["micro"]["f1"] == pytest.approx(100 * 3.0 / 6)
+    assert s["halt_reasons"] == {"finish": 5, "max_steps": 1}
+    assert s["n"] == 6
+
+
+def test_cost_per_question_and_totals():
+    c = cost([_rec("easy", 1, 1, calls=2, prompt=100, completion=10, latency=1.0),
+              _rec("easy", 0, 0, calls=4, prompt=300, completion=30, latency=3.0)])
+    assert c["calls_per_q"] == 3 and c["prompt_tokens_per_q"] == 200 and c["completion_tokens_per_q"] == 20
+    assert c["latency_s_per_q"] == 2.0 and c["completion_tokens_total"] == 40 and c["calls_total"] == 6
+
+
+def test_metrics_and_groups_per_benchmark():
+    assert metrics_for("hotpotqa") == ("f1", "em")
+    assert metrics_for("scienceqa") == ("acc",)
+    assert metrics_for("custom", [{"scores": {"acc": 1.0}}]) == ("acc",)
+    assert metrics_for("custom", [{"scores": {"f1": 1.0, "em": 1.0}}]) == ("f1", "em")
+    assert ordered_groups(["hard", "grade5-8", "zeta", "easy", "grade1-4", "alpha"]) == [
+        "easy", "hard", "grade1-4", "grade5-8", "alpha", "zeta"]
+    assert group_of({"level": "medium"}) == "medium" and group_of({}) == "all" and group_of(None) == "all"
+    assert ALL == "All"
+
+
+def test_mean_and_sample_std_over_seeds():
+    m, sd = mean_std([40.0, 50.0])
+    assert m == 45.0 and sd == pytest.approx(7.0710678)  # sqrt(((-5)^2 + 5^2) / (2 - 1))
+    assert mean_std([12.5]) == (12.5, None)
+    assert mean_std([]) == (0.0, None)

@@ -1,0 +1,115 @@
+"""``autoact report``: tables recomputed from per-question records, mean ± std over
+seeds, cost, Markdown + HTML + plots, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autoact.cli import main
+from autoact.eval.report import ReportError, build_report, fmt, read_records, write_report
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _record(qid: str, group: str, f1: float, em: float, completion: int = 20, latency: float = 2.0) -> dict:
+    return {"id": qid, "group": group, "prediction": "x", "gold": "y", "scores": {"f1": f1, "em": em, "reward": f1},
+            "reward": f1, "tokens": {"prompt": 200, "completion": completion}, "calls": 4,
+            "latency_s": latency, "halt_reason": "finish", "trajectory": []}
+
+
+def _eval_dir(root: Path, name: str, methods: dict[str, list[dict]], benchmark: str = "hotpotqa",
+              seed: int = 0) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "eval.json").write_text(json.dumps({"benchmark": benchmark, "seed": seed, "model": "embedded",
+                                             "run_dir": "runs/x", "tools": ["Retrieve"], "concurrency": 4}))
+    for method, records in methods.items():
+        (d / f"{method}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return d
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> list[Path]:
+    # seed 0: react easy F1 (1 + 0)/2 = 50, medium 20 -> All 35; autoact easy 100, medium 40 -> All 70
+    s0 = _eval_dir(tmp_path, "seed0", {
+        "react": [_record("a", "easy", 1.0, 1.0), _record("b", "easy", 0.0, 0.0), _record("c", "medium", 0.2, 0.0)],
+        "autoact": [_record("a", "easy", 1.0, 1.0, 40), _record("b", "easy", 1.0, 1.0, 40),
+                    _record("c", "medium", 0.4, 0.0, 40)],
+    })
+    # seed 1: react easy 100, medium 40 -> All 70; autoact easy 50, medium 40 -> All 45
+    s1 = _eval_dir(tmp_path, "seed1", {
+        "react": [_record("a", "easy", 1.0, 1.0), _record("b", "easy", 1.0, 0.0), _record("c", "medium", 0.4, 0.0)],
+        "autoact": [_record("a", "easy", 1.0, 1.0, 60), _record("b", "easy", 0.0, 0.0, 60),
+                    _record("c", "medium", 0.4, 0.0, 60)],
+    }, seed=1)
+    return [s0, s1]
+
+
+def test_cells_are_means_over_records_then_mean_and_std_over_seeds(seeds):
+    report = build_report(seeds)
+    assert report["methods"] == ["react", "autoact"]  # baselines first, as the paper's tables
+    assert report["columns"] == ["easy", "medium", "All"]
+    react = report["scores"]["f1"]["react"]
+    assert react["easy"]["values"] == pytest.approx([50.0, 100.0])
+    assert react["easy"]["mean"] == pytest.approx(75.0) and react["easy"]["std"] == pytest.approx(35.3553, abs=1e-3)
+    assert react["All"]["values"] == pytest.approx([35.0, 70.0])
+    assert report["scores"]["em"]["react"]["easy"]["values"] == pytest.approx([50.0, 50.0])
+    autoact = report["scores"]["f1"]["autoact"]
+    assert autoact["All"]["values"] == pytest.approx([70.0, 45.0])
+    assert report["cost"]["autoact"]["completion_tokens_per_q"]["mean"] == pytest.approx(50.0)
+    assert report["cost"]["react"]["calls_per_q"]["mean"] == 4.0
+    assert report["questions"] == {"react": [3, 3], "autoact": [3, 3]}
+    assert report["seeds"] == 2 and report["notes"] == []
+
+
+def test_report_files_plots_and_the_table_text(seeds, tmp_path):
+    paths = write_report(seeds, tmp_path / "report")
+    md = paths["markdown"].read_text()
+    assert "| react | 75.00 ± 35.36 | 30.00 ± 14.14 | 52.50 ± 24.75 |" in md
+    assert "## Cost per question" in md and "Reflexion" not in md
+    html = paths["html"].read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<td>75.00 ± 35.36</td>" in html
+    for key in ("Score by method and group", "Cost against score"):
+        assert paths[key].read_bytes()[:8] == PNG and paths[key].stat().st_size > 5000
+        assert str(paths[key].relative_to(tmp_path / "report")) in md
+    data = json.loads(paths["json"].read_text())
+    assert data["scores"]["f1"]["autoact"]["All"]["mean"] == pytest.approx(57.5)
+
+
+def test_one_seed_has_no_std(seeds):
+    report = build_report(seeds[:1])
+    cell = report["scores"]["f1"]["react"]["All"]
+    assert cell["std"] is None and fmt(cell) == "35.00"
+
+
+def test_missing_questions_are_flagged(tmp_path):
+    d = _eval_dir(tmp_path, "x", {"react": [_record("a", "easy", 1, 1), _record("b", "easy", 0, 0)],
+                                  "cot": [_record("a", "easy", 1, 1)]})
+    assert "not run on the same questions" in build_report([d])["notes"][0]
+
+
+def test_refusals(tmp_path, seeds):
+    with pytest.raises(ReportError, match="no eval.json"):
+        build_report([tmp_path / "nowhere"])
+    other = _eval_dir(tmp_path, "sqa", {"cot": [{**_record("a", "grade1-4", 0, 0), "scores": {"acc": 1.0}}]},
+                      benchmark="scienceqa")
+    with pytest.raises(ReportError, match="different benchmarks"):
+        build_report([seeds[0], other])
+    empty = _eval_dir(tmp_path, "empty", {})
+    with pytest.raises(ReportError, match="no per-question records"):
+        build_report([empty])
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    path = tmp_path / "react.jsonl"
+    path.write_text(json.dumps(_record("a", "easy", 1, 1)) + "\n" + '{"id": "b", "gro')
+    assert [r["id"] for r in read_records(path)] == ["a"]
+
+
+def test_report_command(seeds, tmp_path, capsys):
+    assert main(["report", *map(str, seeds), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "report.md" in out and "report.html" in out and (tmp_path / "r" / "plots" / "cost_vs_score.png").is_file()
