@@ -10,6 +10,8 @@ with the same seed), in the same precision, for the same number of optimiser ste
 * bare: a plain loop of forward, backward, gradient clipping, AdamW and the cosine
   schedule on the peft model, nothing else.
 
+Both use the same collator, so by default both compute the output layer only where
+a target token is predicted (``--full-logits``: everywhere, as a plain loop would).
 Tokens/s counts the non-padding tokens of the batches (prompt and target). Data:
 ``--run RUN`` (its ``data/{plan,tool,reflect}.jsonl``), ``--data FILE`` (repeatable),
 or, with neither, records that the product's record builder cuts from synthetic
@@ -28,7 +30,7 @@ import time
 from pathlib import Path
 
 from autoact.finetune.config import FinetuneConfig
-from autoact.finetune.masking import MaskedCompletionCollator, encode_records
+from autoact.finetune.masking import MaskedCompletionCollator, encode_records, supports_target_logits
 from autoact.finetune.records import AGENTS, agent_data_file, read_jsonl
 from autoact.finetune.train import load_peft_model, load_tokenizer, train_adapter
 from autoact.modelhub import resolve_model
@@ -107,8 +109,9 @@ def bare_path(records: list[dict], model_path: str, config: FinetuneConfig) -> d
     model.train()
     generator = torch.Generator().manual_seed(config.seed)
     sampler = LengthGroupedSampler(config.batch_size, dataset=dataset, generator=generator)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler,
-                        collate_fn=MaskedCompletionCollator(tokenizer.pad_token_id))
+    collate = MaskedCompletionCollator(tokenizer.pad_token_id,
+                                       target_logits_only=config.target_logits_only and supports_target_logits(model))
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * config.max_steps),
@@ -143,6 +146,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both paths")
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--full-logits", action="store_true",
+                        help="both paths compute logits at every position (default: only where targets are predicted)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -154,9 +159,11 @@ def main() -> None:
     records, source = load_records(args)
     config = FinetuneConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
                             precision=args.precision, threads=args.threads, save_steps=10 ** 6,
+                            target_logits_only=not args.full_logits,
                             logging_steps=10 ** 6, progress=False)
     print(f"data: {source}: {len(records)} records; {args.steps} steps of batch {args.batch_size}, "
-          f"{args.precision}, {args.threads} thread(s), model {model_path}")
+          f"{args.precision}, {args.threads} thread(s), {'full' if args.full_logits else 'target-only'} logits, "
+          f"model {model_path}")
     figures = {}
     for name, fn in (("trainer", trainer_path), ("bare", bare_path)):
         result = fn(records, model_path, config)

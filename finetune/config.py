@@ -39,6 +39,9 @@ class FinetuneConfig(BaseModel):
     max_length: int = Field(1024, ge=16, description="longer examples are skipped, never truncated")
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     gradient_checkpointing: bool = False
+    target_logits_only: bool = Field(
+        True, description="compute the output layer only where a target token is predicted (same loss, faster)"
+    )
     seed: int = 0
     # data
     general_data: Path | None = Field(None, description="JSONL of {'messages': [...]} mixed into each adapter's data")
@@ -60,7 +63,8 @@ class FinetuneConfig(BaseModel):
 
     def fingerprint(self) -> dict:
         """The settings that change what is trained (a checkpoint resumes only if they match)."""
-        skip = {"save_steps", "save_total_limit", "logging_steps", "threads", "progress", "deepspeed"}
+        skip = {"save_steps", "save_total_limit", "logging_steps", "threads", "progress", "deepspeed",
+                "target_logits_only"}
         data = self.model_dump(mode="json", exclude=skip)
         return data
 
@@ -81,6 +85,8 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-dropout", type=float, default=d["lora_dropout"].default)
     g.add_argument("--precision", choices=["bf16", "fp16", "fp32"], default="bf16")
     g.add_argument("--gradient-checkpointing", action="store_true")
+    g.add_argument("--full-logits", action="store_true",
+                   help="compute logits at every position (default: only where targets are predicted)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--save-steps", type=int, default=d["save_steps"].default)
     g.add_argument("--logging-steps", type=int, default=d["logging_steps"].default)
@@ -108,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         lora_dropout=args.lora_dropout,
         precision=args.precision,
         gradient_checkpointing=args.gradient_checkpointing,
+        target_logits_only=not args.full_logits,
         seed=args.seed,
         save_steps=args.save_steps,
         logging_steps=args.logging_steps,

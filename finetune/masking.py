@@ -71,10 +71,19 @@ def encode_example(tokenizer: Any, messages: list[dict], max_length: int | None 
 
 @dataclass
 class MaskedCompletionCollator:
-    """Pads a batch on the right: ``pad_token_id`` for ids, -100 for labels, 0 for the mask."""
+    """Pads a batch on the right: ``pad_token_id`` for ids, -100 for labels, 0 for the mask.
+
+    With ``target_logits_only`` it also passes the model ``logits_to_keep``, a mask of
+    the positions that predict a target token, and ``shift_labels``, those tokens in
+    the same order: the model then projects only those positions onto the vocabulary.
+    The loss is the same (the other positions carry label -100), but a prompt is most
+    of a record, so the output layer and cross-entropy over ~50k tokens shrink to a
+    few positions per example (about a fifth less time a step on CPU for SmolLM2).
+    """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
+    target_logits_only: bool = False
 
     def __call__(self, features: list[dict]) -> dict:
         import torch
@@ -89,11 +98,26 @@ class MaskedCompletionCollator:
             ids.append(list(f["input_ids"]) + [self.pad_token_id] * pad)
             labels.append(list(f["labels"]) + [IGNORE_INDEX] * pad)
             mask.append([1] * len(f["input_ids"]) + [0] * pad)
-        return {
+        batch = {
             "input_ids": torch.tensor(ids, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
             "attention_mask": torch.tensor(mask, dtype=torch.long),
         }
+        if self.target_logits_only:
+            # position t predicts token t + 1
+            following = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE_INDEX)
+            keep = following != IGNORE_INDEX
+            batch["logits_to_keep"] = keep
+            batch["shift_labels"] = following[keep]
+        return batch
+
+
+def supports_target_logits(model: Any) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (so targets-only logits can be used)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 class EncodedDataset:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from autoact.finetune.config import FinetuneConfig, add_training_flags, config_from_args
-from autoact.finetune.masking import MaskedCompletionCollator, encode_records
+from autoact.finetune.masking import MaskedCompletionCollator, encode_records, supports_target_logits
 from autoact.finetune.records import (
     AGENTS,
     ONE_AGENT,
@@ -285,7 +285,9 @@ def train_adapter(
         model=model,
         args=args,
         train_dataset=dataset,
-        data_collator=MaskedCompletionCollator(tokenizer.pad_token_id),
+        data_collator=MaskedCompletionCollator(
+            tokenizer.pad_token_id, target_logits_only=config.target_logits_only and supports_target_logits(model)
+        ),
         processing_class=tokenizer,
         callbacks=[clock],
     )
@@ -395,9 +397,21 @@ def finetune_run(
             )
             manifests[name] = manifest
     if manifests:
-        curves = {n: m["result"]["loss_curve"] for n, m in manifests.items()}
-        plot_loss(curves, run_dir / "adapters" / LOSS_PLOT_NAME, title="training loss per adapter")
+        plot_run_losses(run_dir)
     return manifests
+
+
+def plot_run_losses(run_dir: Path) -> Path | None:
+    """``RUN/adapters/loss.png``: the loss curves of every adapter the run has, together."""
+    curves = {}
+    for manifest_path in sorted((Path(run_dir) / "adapters").glob(f"*/{MANIFEST_NAME}")):
+        try:
+            curves[manifest_path.parent.name] = json.loads(manifest_path.read_text())["result"]["loss_curve"]
+        except (OSError, ValueError, KeyError):
+            log.warning("skipping unreadable manifest %s", manifest_path)
+    if not curves:
+        return None
+    return plot_loss(curves, Path(run_dir) / "adapters" / LOSS_PLOT_NAME, title="training loss per adapter")
 
 
 # ---- module entry point (python -m / deepspeed --module / accelerate launch -m) -------------

@@ -117,3 +117,50 @@ def test_collator_pads_ids_labels_and_mask():
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     padded = MaskedCompletionCollator(pad_token_id=0, pad_to_multiple_of=4)([{"input_ids": [1], "labels": [1]}])
     assert padded["input_ids"].shape == (1, 4)
+
+
+def test_target_logits_mask_and_labels():
+    collate = MaskedCompletionCollator(pad_token_id=2, target_logits_only=True)
+    batch = collate([
+        {"input_ids": [5, 6, 7], "labels": [-100, 6, 7]},
+        {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, -100, 8, 9]},
+    ])
+    # position t is kept when it predicts a target token t + 1
+    assert batch["logits_to_keep"].tolist() == [
+        [True, True, False, False, False],
+        [False, False, True, True, False],
+    ]
+    assert batch["shift_labels"].tolist() == [6, 7, 8, 9]
+    assert batch["labels"].tolist()[1] == [-100, -100, -100, 8, 9]  # the labels themselves are unchanged
+
+
+@pytest.mark.slow
+def test_target_logits_give_the_same_loss_and_gradients(tokenizer):
+    import torch
+
+    from autoact.finetune.config import FinetuneConfig
+    from autoact.finetune.train import load_peft_model
+
+    from autoact.modelhub import prepare_embedded_model
+    from autoact.settings import Settings
+
+    torch.manual_seed(0)
+    model = load_peft_model(str(prepare_embedded_model(Settings().home)), FinetuneConfig(lora_dropout=0.0))
+    # B = 0 at init would give zero gradients for A: perturb it so both are compared
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.01)
+    features = [encode_example(tokenizer, r["messages"]) for r in (plan_record(0), reflect_record(1))]
+    results = []
+    for only in (False, True):
+        model.zero_grad()
+        batch = MaskedCompletionCollator(tokenizer.pad_token_id, target_logits_only=only)(features)
+        loss = model(**batch).loss
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        results.append((loss.item(), grads))
+    (full_loss, full_grads), (kept_loss, kept_grads) = results
+    assert kept_loss == pytest.approx(full_loss, rel=1e-5)
+    for a, b in zip(full_grads, kept_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
