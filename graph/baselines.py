@@ -66,6 +66,8 @@ REFLEXION_KIND = "reflect"
 MIN_REASONING_TOKENS = 256
 #: Subgoals kept from a plan.
 MAX_PLAN_STEPS = 8
+#: Characters of a self-reflection kept as a note (small models ramble on).
+NOTE_CHARS = 300
 #: The pseudo-action that records a plan in the trajectory.
 PLAN_ACTION = "Plan"
 
@@ -135,7 +137,8 @@ def parse_plan_text(text: str) -> list[str]:
     goals = [m.group(1).strip() for m in map(_SUBGOAL.match, lines) if m and m.group(1).strip()]
     if not goals:
         goals = [_LABEL.sub("", line) for line in lines if not _ANSWER.match(line)]
-    return [one_line(g) for g in goals if one_line(g)][:MAX_PLAN_STEPS]
+    # small models repeat a line until the token limit: keep each subgoal once
+    return list(dict.fromkeys(one_line(g) for g in goals if one_line(g)))[:MAX_PLAN_STEPS]
 
 
 # ---- shared pieces -----------------------------------------------------------------------------
@@ -308,6 +311,14 @@ class _Trial:
         return self._after(state, context, await self.react.ainvoke(inputs, context=react_context))
 
 
+def short_note(text: str) -> str:
+    """The reflection as a note: its first two sentences, at most ``NOTE_CHARS``."""
+    text = one_line(_LABEL.sub("", (text or "").split("\nAction")[0]))
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    note = " ".join(sentences[:2])
+    return note if len(note) <= NOTE_CHARS else note[:NOTE_CHARS].rsplit(" ", 1)[0] + " …"
+
+
 def self_reflect(state: dict, context: ReflexionContext, deps: Deps):
     task, tools = yield from task_and_tools(context, deps)
     trial = (state.get("trials") or [{}])[-1]
@@ -322,7 +333,7 @@ def self_reflect(state: dict, context: ReflexionContext, deps: Deps):
     if isinstance(response, ContextOverflow):
         return Command(goto="trial", update={})
     usage = record_usage(usage, ROLE, response, prompt_chars(messages))
-    note = one_line(_LABEL.sub("", response_text(response).split("\nAction")[0]))
+    note = short_note(response_text(response))
     notes = [*state.get("notes", []), note] if note else list(state.get("notes", []))
     return Command(goto="trial", update={"notes": notes, "usage": usage})
 
@@ -411,4 +422,5 @@ __all__ = [
     "merge_usage",
     "parse_plan_text",
     "parse_reasoned_answer",
+    "short_note",
 ]

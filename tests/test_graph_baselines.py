@@ -15,6 +15,7 @@ from autoact.graph.baselines import (
     merge_usage,
     parse_plan_text,
     parse_reasoned_answer,
+    short_note,
 )
 from autoact.prompts.builders import fragment
 from graph_fakes import CONTEXT, GOLD, QUESTION, fake_backend, scripted
@@ -49,6 +50,7 @@ def test_parse_plan_text():
     assert parse_plan_text("Step 1) look up\nstep 2 - answer") == ["look up", "answer"]
     assert parse_plan_text("First find the city.\nThen its river.") == ["First find the city.", "Then its river."]
     assert len(parse_plan_text("\n".join(f"Subgoal {i}: g{i}" for i in range(1, 20)))) == 8
+    assert parse_plan_text("Subgoal 1: a\nSubgoal 2: a\nSubgoal 3: b") == ["a", "b"]
 
 
 @pytest.mark.parametrize("use_async", [False, True])
@@ -136,6 +138,14 @@ def test_reflexion_without_gold_has_one_trial():
     out = _run(build_reflexion_graph({"meta": model}, backend=fake_backend()), instance=no_gold,
                context={**CONTEXT, "max_trials": 3})
     assert len(out["trials"]) == 1 and out["reward"] is None and out["answer"] == "Loire"
+
+
+def test_notes_are_kept_short():
+    assert short_note("Thought: I looked up the wrong page. Next time search first. Then read. More.") == (
+        "I looked up the wrong page. Next time search first.")
+    long = short_note("Thought: " + "word " * 200)
+    assert len(long) <= 302 and long.endswith(" …")
+    assert short_note("Thought: Look again.\nAction: Reflect[wrong]") == "Look again."
 
 
 def test_merge_usage():

@@ -1,0 +1,187 @@
+"""Throughput of the evaluation loop against the raw server, on one vLLM server.
+
+    python benchmarks/eval_throughput.py --questions 8 --concurrency 8
+
+In one run on the same server:
+
+(a) raw generation tokens/s at concurrency C: the very requests the eval loop sent in
+    (b) (same prompts, same model names, same prefill), replayed straight to the
+    OpenAI-compatible endpoint C at a time, each forced to generate exactly the
+    number of tokens it generated in (b) (``max_tokens`` = that count, EOS ignored, no
+    stop strings);
+(b) the eval loop's generated tokens/s at concurrency C (graphs, environment, tools,
+    journal and all), over the wall time of the loop;
+(c) the eval loop at concurrency 1, one question at a time as the original code base
+    ran its benchmarks.
+
+It prints (b)/(a), the share of the server's raw speed the loop keeps, and (b)/(c),
+what running questions concurrently buys. Without ``--base-url`` a server is started
+for the run (with the adapters the method needs) and stopped at the end. Results
+also go to ``--json`` (default: OUT/throughput.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import BaseCallbackHandler
+
+from autoact.eval.runner import eval_endpoint, plan_eval, run_methods
+from autoact.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "hotpotqa" / "easy.jsonl"
+ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+class RequestRecorder(BaseCallbackHandler):
+    """Every chat request the graphs send (model, messages, extra body) and the number
+    of tokens the server generated for it."""
+
+    def __init__(self) -> None:
+        self.pending: dict[Any, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+
+    def on_chat_model_start(self, serialized, messages, *, run_id, invocation_params=None, **kwargs) -> None:
+        params = invocation_params or {}
+        self.pending[run_id] = {
+            "model": params.get("model") or params.get("model_name"),
+            "messages": [{"role": ROLES[m.type], "content": str(m.content)} for m in messages[0]],
+            "extra_body": dict(params.get("extra_body") or {}),
+        }
+
+    def on_llm_end(self, response, *, run_id, **kwargs) -> None:
+        request = self.pending.pop(run_id, None)
+        if request is None:
+            return
+        usage = getattr(response.generations[0][0].message, "usage_metadata", None) or {}
+        request["completion_tokens"] = int(usage.get("output_tokens") or 0)
+        request["prompt_tokens"] = int(usage.get("input_tokens") or 0)
+        if request["completion_tokens"] > 0:
+            self.requests.append(request)
+
+
+async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """(a): the recorded requests straight to the server, ``concurrency`` at a time."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=600)
+    semaphore = asyncio.Semaphore(concurrency)
+    generated: list[int] = []
+
+    async def one(request: dict[str, Any]) -> None:
+        n = request["completion_tokens"]
+        async with semaphore:
+            reply = await client.chat.completions.create(
+                model=request["model"],
+                messages=request["messages"],
+                max_tokens=n,
+                temperature=0.0,
+                extra_body={**request["extra_body"], "ignore_eos": True, "min_tokens": n},
+            )
+        generated.append(int(reply.usage.completion_tokens))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(r) for r in requests))
+    seconds = time.perf_counter() - start
+    await client.close()
+    return {
+        "requests": len(requests),
+        "completion_tokens": sum(generated),
+        "expected_tokens": sum(r["completion_tokens"] for r in requests),
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(sum(generated) / seconds, 2),
+    }
+
+
+def loop_figures(run: dict[str, Any]) -> dict[str, Any]:
+    keys = ("done", "failed", "completion_tokens", "seconds", "tokens_per_s", "items_per_min")
+    return {k: run[k] for k in keys}
+
+
+async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
+    recorder = RequestRecorder()
+    print(f"(b) eval loop, concurrency {concurrency} …", file=sys.stderr)
+    b = await run_methods(plan_c, url, concurrency, callbacks=[recorder])
+    b = loop_figures(next(iter(b.values())))
+    print(f"(a) raw replay of {len(recorder.requests)} requests, concurrency {concurrency} …", file=sys.stderr)
+    a = await replay(url, recorder.requests, concurrency)
+    print("(c) eval loop, concurrency 1 …", file=sys.stderr)
+    c = await run_methods(plan_1, url, 1)
+    c = loop_figures(next(iter(c.values())))
+    prompt_tokens = [r["prompt_tokens"] for r in recorder.requests]
+    return {
+        "a_raw": a,
+        "b_loop": b,
+        "c_loop_serial": c,
+        "requests": {
+            "count": len(recorder.requests),
+            "prompt_tokens_mean": round(sum(prompt_tokens) / max(len(prompt_tokens), 1), 1),
+            "completion_tokens_mean": round(a["expected_tokens"] / max(len(recorder.requests), 1), 1),
+        },
+        "b_over_a": round(b["tokens_per_s"] / a["tokens_per_s"], 3) if a["tokens_per_s"] else None,
+        "b_over_c": round(b["tokens_per_s"] / c["tokens_per_s"], 3) if c["tokens_per_s"] else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--benchmark", default="hotpotqa")
+    p.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)])
+    p.add_argument("--method", default="react", help="the method whose loop is measured (default react)")
+    p.add_argument("--questions", type=int, default=8, help="questions (per level) in each loop run")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--max-steps", type=int, default=6)
+    p.add_argument("--base-url", help="an existing endpoint (…/v1); default: start one")
+    p.add_argument("--config", help="settings file")
+    p.add_argument("--run", help="run directory (adapters for autoact methods)")
+    p.add_argument("--out", help="where the loops write their records (default: a temporary folder)")
+    p.add_argument("--json", help="write the figures here (default: OUT/throughput.json)")
+    args = p.parse_args(argv)
+
+    for path in args.data:
+        if not Path(path).exists():
+            print(f"data not found: {path} (pass --data)", file=sys.stderr)
+            return 2
+    overrides = {"run_dir": Path(args.run)} if args.run else {}
+    settings = load_settings(args.config, **overrides)
+    out = Path(args.out or tempfile.mkdtemp(prefix="eval-throughput-"))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    common = dict(data=args.data, limit=args.questions, max_steps=args.max_steps)
+    # fresh directories: a resumed loop would skip its questions
+    plan_c = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c{args.concurrency}", **common)
+    plan_1 = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c1", **common)
+    with eval_endpoint(settings, plan_c.methods, args.base_url) as url:
+        figures = asyncio.run(measure(plan_c, plan_1, url, args.concurrency))
+    figures.update({
+        "benchmark": args.benchmark, "method": args.method, "questions": len(plan_c.instances),
+        "concurrency": args.concurrency, "max_steps": args.max_steps, "model": settings.model, "base_url": url,
+    })
+    path = Path(args.json or out / "throughput.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2))
+
+    a, b, c = figures["a_raw"], figures["b_loop"], figures["c_loop_serial"]
+    print(f"{args.method} on {figures['questions']} {args.benchmark} questions, {figures['requests']['count']} requests "
+          f"(mean {figures['requests']['prompt_tokens_mean']} prompt / {figures['requests']['completion_tokens_mean']} "
+          "completion tokens)")
+    print(f"(a) raw server, concurrency {args.concurrency}: {a['tokens_per_s']:8.1f} tokens/s "
+          f"({a['completion_tokens']} tokens in {a['seconds']} s)")
+    print(f"(b) eval loop, concurrency {args.concurrency}: {b['tokens_per_s']:8.1f} tokens/s "
+          f"({b['completion_tokens']} tokens in {b['seconds']} s)")
+    print(f"(c) eval loop, concurrency 1:  {c['tokens_per_s']:8.1f} tokens/s "
+          f"({c['completion_tokens']} tokens in {c['seconds']} s)")
+    print(f"(b)/(a) = {figures['b_over_a']}   (b)/(c) = {figures['b_over_c']}")
+    print(f"figures: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
