@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "autoact.finetune.commands",
     "autoact.graph.commands",
     "autoact.eval.commands",
+    "autoact.serving.commands",
 )
 
 
