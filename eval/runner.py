@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,8 +152,13 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
     if not url:
         try:
             url = endpoint_url(settings)
-            list_models(url)
+            check_adapters(list_models(url), methods, url, settings.run_dir)
         except (ModelServerUnreachable, ServerError):
+            url = None
+        except AdapterNotServed:
+            # the recorded server was started for something else: serve the run's adapters ourselves
+            print(f"the recorded server at {url} lacks adapters the methods need "
+                  f"({', '.join(needed_adapters(list(methods)))}): not using it", file=sys.stderr)
             url = None
     if url:
         try:
@@ -172,10 +179,29 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
     server = VLLMServer(settings, resolve_model(settings.model, settings.home), adapters=adapters)
     server.start()
     print(f"model server ready at {server.base_url} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    with _stop_on_sigterm():
+        try:
+            yield server.base_url
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while a server we started runs, so that a killed
+    evaluation (``timeout``, a job scheduler) still stops it. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
     try:
-        yield server.base_url
+        yield
     finally:
-        server.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ---- one question ------------------------------------------------------------------------------------

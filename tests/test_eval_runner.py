@@ -207,9 +207,40 @@ def test_missing_adapters_are_named_never_replaced_by_the_base(settings, monkeyp
         assert url == "http://127.0.0.1:9/v1"
 
 
+def test_a_recorded_server_without_the_adapters_is_not_used(settings, monkeypatch, capsys):
+    import autoact.serving.vllm_server as vllm_server
+    from autoact.models import write_endpoint
+
+    write_endpoint(settings, {"base_url": "http://127.0.0.1:9/v1"})
+    monkeypatch.setattr(vllm_server, "list_models", lambda url, timeout=5.0: ["base"])
+    with eval_endpoint(settings, [METHODS["cot"]]) as url:  # needs no adapter: the recorded one will do
+        assert url == "http://127.0.0.1:9/v1"
+    # autoact needs plan/tool/reflect: the recorded server is passed over, and the run has none to serve
+    with pytest.raises(AdapterNotServed, match="holds none"):
+        with eval_endpoint(settings, [METHODS["autoact"]]):
+            pass
+    assert "lacks adapters the methods need (plan, tool, reflect)" in capsys.readouterr().err
+
+
 def test_no_server_and_no_serve_is_a_clear_error(settings):
     from autoact.models import ModelServerUnreachable
 
     with pytest.raises(ModelServerUnreachable, match="no model server answers"):
         with eval_endpoint(settings, [METHODS["react"]], serve=False):
             pass
+
+
+def test_sigterm_becomes_system_exit_while_our_server_runs():
+    import os
+    import signal
+    import time
+
+    from autoact.eval.runner import _stop_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as info:
+        with _stop_on_sigterm():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at the next bytecode; never sleeps this long
+    assert info.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
