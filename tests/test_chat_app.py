@@ -100,6 +100,31 @@ def test_stream_sends_the_answer_as_a_message_chunk(client):
     assert data[0]["response_metadata"]["episode"]["halt_reason"] == "finish"
 
 
+def test_stream_log_ends_with_the_chunk_the_playground_renders(client):
+    """The playground renders ``final_output`` only when it is a string or an
+    ``AIMessage``/``AIMessageChunk`` by its serialized type name."""
+    with client.stream("POST", "/group/stream_log", json={"input": turn()}) as r:
+        assert r.status_code == 200
+        body = r.read().decode()
+    assert final_answer(body) == "Seine"
+    finals = [op["value"] for name, p in parse_sse(body) if name == "data" for op in p["ops"]
+              if op["path"] == "/final_output" and op.get("value")]
+    assert finals[-1]["type"] == "AIMessageChunk"
+    # the graph's nodes are logged as sub-runs
+    paths = {op["path"].split("/")[2] for name, p in parse_sse(body) if name == "data" for op in p["ops"]
+             if op["path"].startswith("/logs/")}
+    assert {"plan", "tool", "execute", "reflect", "finalize"} <= {p.split(":")[0] for p in paths}
+
+
+def test_stream_events_reports_the_graph_nodes(client):
+    with client.stream("POST", "/group/stream_events", json={"input": turn()}) as r:
+        assert r.status_code == 200
+        events = [p for name, p in parse_sse(r.read().decode()) if name == "data"]
+    kinds = {(e["event"], e["name"]) for e in events}
+    assert ("on_chain_start", "plan") in kinds and ("on_chat_model_end", "ScriptedChatModel") in kinds
+    assert events[-1]["event"] == "on_chain_end" and events[-1]["data"]["output"]["content"] == "Seine"
+
+
 @pytest.mark.parametrize(
     "payload, fragment",
     [
