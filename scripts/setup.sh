@@ -30,7 +30,7 @@ if [ "$(cat .venv/.autoact-stamp 2>/dev/null)" != "$app_stamp" ]; then
   # torch first and alone: pip then takes the local CPU build where there is one.
   .venv/bin/pip install -q torch==2.13.0
   if has_gpu; then lock=(); else lock=(-c requirements/app.lock); fi
-  .venv/bin/pip install -q "${lock[@]}" -r requirements/app.txt
+  DS_BUILD_OPS=0 .venv/bin/pip install -q "${lock[@]}" -r requirements/app.txt
   .venv/bin/pip install -q --no-deps --no-build-isolation -e .
   .venv/bin/pip check
   echo "$app_stamp" > .venv/.autoact-stamp
