@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autoact.prompts.builders import DEFAULT_OBS_CHARS
+
 
 class BaseContext(BaseModel):
     """Settings shared by every graph."""
@@ -44,7 +46,12 @@ class BaseContext(BaseModel):
         2048, ge=256, description="the model's context length: an episode halts before a prompt overflows it"
     )
     observation_chars: int = Field(
-        300, ge=20, description="characters of each observation shown in prompts (longer ones are cut)"
+        DEFAULT_OBS_CHARS, ge=20, description="characters of each observation shown in prompts (longer ones are cut)"
+    )
+    prefill: bool = Field(
+        True,
+        description="open each answer with its format's first words (e.g. 'Thought:') and let the model continue "
+        "(vLLM continue_final_message); turn off for servers without it",
     )
     max_invalid: int = Field(
         2, ge=1, le=10, description="unreadable or invalid model outputs in a row before the episode halts"

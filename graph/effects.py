@@ -19,9 +19,10 @@ from typing import Any, Callable, Generator
 import openai
 from langchain_core.messages import AIMessage, convert_to_messages
 from langchain_core.runnables import RunnableLambda
+from langchain_openai.chat_models.base import BaseChatOpenAI
 from langgraph.runtime import get_runtime
 
-from autoact.prompts.builders import STOP_SEQUENCES
+from autoact.prompts.builders import PREFILLS, STOP_SEQUENCES
 
 from .context import BaseContext
 from .environment import Backend
@@ -37,6 +38,7 @@ class ModelCall:
     kind: str
     messages: list[dict[str, str]]
     max_tokens: int | None = None
+    prefill: str | None = None  # None: the kind's prefill (builders.PREFILLS)
 
 
 @dataclass
@@ -80,18 +82,39 @@ def current_context(deps: Deps) -> BaseContext:
 
 
 def _prepare(call: ModelCall, context: BaseContext, deps: Deps):
+    """(model, messages, call options, prefill). With prefill on, the assistant turn is
+    opened with the kind's prefill text and the server continues it."""
     model = deps.models.get(call.role, context)
     kwargs = deps.models.call_kwargs(call.role, context, STOP_SEQUENCES[call.kind], call.max_tokens)
-    return model, convert_to_messages(call.messages), kwargs
+    messages = convert_to_messages(call.messages)
+    prefill = (call.prefill if call.prefill is not None else PREFILLS.get(call.kind)) if context.prefill else None
+    if prefill:
+        messages.append(AIMessage(content=prefill))
+        extra = dict(getattr(model, "extra_body", None) or {})
+        extra.update(add_generation_prompt=False, continue_final_message=True)
+        if isinstance(model, BaseChatOpenAI):
+            kwargs["extra_body"] = extra
+    return model, messages, kwargs, prefill
+
+
+def _complete(message: Any, prefill: str | None) -> AIMessage:
+    """The whole answer: the prefill plus the continuation (unless the model wrote
+    the prefill again itself)."""
+    ai = _as_ai(message)
+    if prefill:
+        text = str(ai.content or "")
+        if not text.lstrip().startswith(prefill):
+            ai = ai.model_copy(update={"content": prefill + text})
+    return ai
 
 
 def _run_sync(request: Any, context: BaseContext, deps: Deps) -> Any:
     if isinstance(request, Blocking):
         return request.fn()
     if isinstance(request, ModelCall):
-        model, messages, kwargs = _prepare(request, context, deps)
+        model, messages, kwargs, prefill = _prepare(request, context, deps)
         try:
-            return _as_ai(model.invoke(messages, **kwargs))
+            return _complete(model.invoke(messages, **kwargs), prefill)
         except openai.BadRequestError as exc:
             if _is_context_error(exc):
                 return ContextOverflow(str(exc))
@@ -103,9 +126,9 @@ async def _run_async(request: Any, context: BaseContext, deps: Deps) -> Any:
     if isinstance(request, Blocking):
         return await asyncio.to_thread(request.fn)
     if isinstance(request, ModelCall):
-        model, messages, kwargs = _prepare(request, context, deps)
+        model, messages, kwargs, prefill = _prepare(request, context, deps)
         try:
-            return _as_ai(await model.ainvoke(messages, **kwargs))
+            return _complete(await model.ainvoke(messages, **kwargs), prefill)
         except openai.BadRequestError as exc:
             if _is_context_error(exc):
                 return ContextOverflow(str(exc))

@@ -102,8 +102,11 @@ class Backend:
 
 def score(task: Any, answer: str, instance: Any) -> dict[str, float] | None:
     """The task's score of ``answer`` (``reward`` plus f1/em or acc), None without gold."""
-    gold = getattr(instance, "answer", None)
-    if gold is None or (isinstance(gold, str) and not gold.strip()):
+    has_gold = getattr(instance, "has_gold", None)
+    if has_gold is None:  # an instance type without the property: look at the answer
+        gold = getattr(instance, "answer", None)
+        has_gold = gold is not None and not (isinstance(gold, str) and not gold.strip())
+    if not has_gold:
         return None
     return {k: float(v) for k, v in task.score(answer, instance).items() if isinstance(v, (int, float))}
 

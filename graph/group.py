@@ -33,6 +33,8 @@ from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
     after_reflection,
+    ask_reflection,
+    ask_step,
     execute_logic,
     finalize_logic,
     finish,
@@ -45,7 +47,7 @@ from .nodes import (
     start_logic,
     task_and_tools,
 )
-from .parsing import ParsedStep, parse_argument, parse_plan, parse_reflection, parse_subgoals
+from .parsing import ParsedStep, parse_argument, parse_plan, parse_subgoals
 from .state import AgentState, InputState, OutputState
 
 #: Tokens allowed for a one-pass plan (several subgoal lines), at least.
@@ -80,12 +82,10 @@ def plan(state: dict, context: BaseContext, deps: Deps):
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, "plan"):
         return halt("context")
-    response = yield ModelCall("plan", "plan", messages)
-    if isinstance(response, ContextOverflow):
-        return halt("context")
-    usage = record_usage(usage, "plan", response, prompt_chars(messages))
     names = builders.action_names(tools)
-    parsed = parse_plan(response_text(response), names)
+    parsed, usage = yield from ask_step(context, "plan", "plan", messages, usage, lambda t: parse_plan(t, names))
+    if parsed is None:
+        return halt("context", {"usage": usage})
     if not parsed.ok:
         return invalid_step(state, context, parsed, names, usage, "plan", plan_format=True)
     pending = {"thought": parsed.thought, "action": parsed.action, "argument": "", "observation": ""}
@@ -186,11 +186,7 @@ def reflect(state: dict, context: BaseContext, deps: Deps):
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, "reflect"):
         return halt("finish")  # the answer stands; there is no room left to judge it
-    response = yield ModelCall("reflect", "reflect", messages)
-    if isinstance(response, ContextOverflow):
-        return halt("finish")
-    usage = record_usage(usage, "reflect", response, prompt_chars(messages))
-    thought, verdict = parse_reflection(response_text(response))
+    thought, verdict, usage = yield from ask_reflection(context, "reflect", "reflect", messages, usage)
     return after_reflection(state, context, thought, verdict, usage, retry=_planner(context))
 
 

@@ -16,9 +16,9 @@ from autoact.prompts import builders
 from autoact.prompts.builders import FINISH
 
 from .context import BaseContext
-from .effects import Blocking, Deps
+from .effects import Blocking, ContextOverflow, Deps, ModelCall
 from .environment import instance_dict, score
-from .parsing import ParsedStep
+from .parsing import ParsedStep, parse_reflection
 
 #: Longest observation kept in state (prompts show ``observation_chars`` of it).
 MAX_STORED_OBSERVATION = 2000
@@ -107,7 +107,14 @@ def execute_logic(next_node: Callable[[BaseContext], str]):
         observation, env_state = yield Blocking(
             lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), action)
         )
-        step = {**pending, "observation": observation[:MAX_STORED_OBSERVATION]}
+        observation = observation[:MAX_STORED_OBSERVATION]
+        if any(
+            (s["action"], s["argument"], s["observation"]) == (pending["action"], pending["argument"], observation)
+            for s in state.get("trajectory", [])
+        ):
+            # small models loop on one action; say so instead of repeating the page
+            observation = builders.fragment("repeated", observation=builders.truncate(observation, 150))
+        step = {**pending, "observation": observation}
         return Command(
             goto=next_node(context),
             update={"trajectory": [*state.get("trajectory", []), step], "env_state": env_state, "pending": None},
@@ -162,6 +169,44 @@ def over_budget(messages: list[dict[str, str]], usage: dict, context: BaseContex
 
 def response_text(response: AIMessage) -> str:
     return message_text(response)
+
+
+def ask_step(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]], usage: dict,
+             parse: Callable[[str], ParsedStep], action_prefix: str = builders.ACTION):
+    """Ask for a ``Thought/Action`` step and parse it: (parsed or None on context
+    overflow, usage). Small models often stop after the thought; then the step is
+    asked again with ``Thought: <their thought>\nAction:`` already written, so they
+    only name the action (the text is still exactly the target format)."""
+    response = yield ModelCall(role, kind, messages)
+    if isinstance(response, ContextOverflow):
+        return None, usage
+    usage = record_usage(usage, role, response, prompt_chars(messages))
+    parsed = parse(response_text(response))
+    if context.prefill and parsed.error == "no_action" and parsed.thought:
+        prefix = f"{builders.THOUGHT} {builders.one_line(parsed.thought)}\n{action_prefix}"
+        response = yield ModelCall(role, kind, messages, prefill=prefix)
+        if isinstance(response, ContextOverflow):
+            return None, usage
+        usage = record_usage(usage, role, response, prompt_chars(messages))
+        parsed = parse(response_text(response))
+    return parsed, usage
+
+
+def ask_reflection(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]], usage: dict):
+    """Ask for ``Thought/Action: Reflect[...]``: (thought, verdict or None, usage). A
+    reflection that stops after its thought is completed from ``Action: Reflect[``."""
+    response = yield ModelCall(role, kind, messages)
+    if isinstance(response, ContextOverflow):
+        return "", None, usage
+    usage = record_usage(usage, role, response, prompt_chars(messages))
+    thought, verdict = parse_reflection(response_text(response))
+    if context.prefill and verdict is None and thought:
+        prefix = f"{builders.THOUGHT} {builders.one_line(thought)}\n{builders.ACTION} {builders.REFLECT}["
+        response = yield ModelCall(role, kind, messages, prefill=prefix)
+        if not isinstance(response, ContextOverflow):
+            usage = record_usage(usage, role, response, prompt_chars(messages))
+            _, verdict = parse_reflection(response_text(response))
+    return thought, verdict, usage
 
 
 # ---- invalid outputs, Finish, reflection --------------------------------------------------------------

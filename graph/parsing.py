@@ -103,6 +103,8 @@ def parse_react(text: str, valid: Sequence[str]) -> ParsedStep:
             before.append(rest)
         return ParsedStep(thought=thought, error="no_action")
     name, argument = _split_call(action_text)
+    if not name:
+        return ParsedStep(thought=thought, error="no_action")
     action = canonical_action(name, valid)
     if action is None:
         return ParsedStep(thought, name, _clean_argument(argument or ""), error="unknown_action")
@@ -118,6 +120,8 @@ def parse_plan(text: str, valid: Sequence[str]) -> ParsedStep:
     if action_text is None:
         return ParsedStep(thought=thought, error="no_action")
     name, _ = _split_call(action_text)
+    if not name:
+        return ParsedStep(thought=thought, error="no_action")
     action = canonical_action(name, valid)
     if action is None:
         return ParsedStep(thought, name, error="unknown_action")

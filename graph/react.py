@@ -24,24 +24,23 @@ from autoact.prompts.builders import FINISH
 from autoact.settings import Settings
 
 from .context import BaseContext, ReactContext
-from .effects import ContextOverflow, Deps, ModelCall, dual_node
+from .effects import Deps, dual_node
 from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
     after_reflection,
+    ask_reflection,
+    ask_step,
     execute_logic,
     finalize_logic,
     finish,
     halt,
     invalid_step,
     over_budget,
-    prompt_chars,
-    record_usage,
-    response_text,
     start_logic,
     task_and_tools,
 )
-from .parsing import ParsedStep, parse_react, parse_reflection
+from .parsing import ParsedStep, parse_react
 from .state import AgentState, InputState, OutputState
 
 ROLE = "meta"
@@ -61,12 +60,10 @@ def act(state: dict, context: BaseContext, deps: Deps):
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):
         return halt("context")
-    response = yield ModelCall(ROLE, "react", messages)
-    if isinstance(response, ContextOverflow):
-        return halt("context")
-    usage = record_usage(usage, ROLE, response, prompt_chars(messages))
     names = builders.action_names(tools)
-    parsed = parse_react(response_text(response), names)
+    parsed, usage = yield from ask_step(context, ROLE, "react", messages, usage, lambda t: parse_react(t, names))
+    if parsed is None:
+        return halt("context", {"usage": usage})
     if parsed.ok and not parsed.argument:
         parsed = ParsedStep(parsed.thought, parsed.action, "", error="empty_argument")
     if not parsed.ok:
@@ -93,11 +90,7 @@ def reflect(state: dict, context: BaseContext, deps: Deps):
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):
         return halt("finish")  # the answer stands; there is no room left to judge it
-    response = yield ModelCall(ROLE, "reflect", messages)
-    if isinstance(response, ContextOverflow):
-        return halt("finish")
-    usage = record_usage(usage, ROLE, response, prompt_chars(messages))
-    thought, verdict = parse_reflection(response_text(response))
+    thought, verdict, usage = yield from ask_reflection(context, ROLE, "reflect", messages, usage)
     return after_reflection(state, context, thought, verdict, usage, retry="act")
 
 

@@ -46,9 +46,16 @@ class ScriptedChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
 
     def prompts(self) -> list[list[dict[str, str]]]:
-        """The prompts received, as builder-style role/content dicts."""
+        """The prompts received, as builder-style role/content dicts, without the
+        opened assistant turn (the prefill) a call may end with."""
         roles = {"system": "system", "human": "user", "ai": "assistant"}
-        return [[{"role": roles[m.type], "content": m.content} for m in call] for call in self.calls]
+        return [
+            [{"role": roles[m.type], "content": m.content} for m in call if m is not call[-1] or m.type != "ai"]
+            for call in self.calls
+        ]
+
+    def prefills(self) -> list[str | None]:
+        return [call[-1].content if call[-1].type == "ai" else None for call in self.calls]
 
 
 def scripted(*responses: str) -> ScriptedChatModel:

@@ -133,7 +133,7 @@ def test_step_limit():
 
 def test_malformed_outputs_get_feedback_then_recover():
     m = models(
-        plan=["I am not sure what to do.", "Thought: Use a map.\nAction: Map",
+        plan=["", "Thought: Use a map.\nAction: Map",
               "Thought: Look up the tower.\nAction: Retrieve", "Thought: Read the river.\nAction: Lookup",
               "Thought: Seine.\nAction: Finish"],
         tool=["Eiffel Tower", "", "Seine"],
@@ -152,14 +152,35 @@ def test_malformed_outputs_get_feedback_then_recover():
 
 
 def test_too_many_malformed_outputs_in_a_row_halt():
-    m = models(plan=["no idea", "still no idea"], tool=[])
+    m = models(plan=["", "Thought: no idea", ""], tool=[])
     order, out = run(build_group_graph(m, backend=fake_backend()), {"max_invalid": 2})
     assert order == ["start", "plan", "plan", "finalize"]
     assert out["halt_reason"] == "parse_error" and out["answer"] is None
+    assert [s["thought"] for s in out["trajectory"]] == ["", "no idea"]
+
+
+def test_a_thought_without_action_is_completed_by_a_second_call():
+    m = models(plan=["Thought: Seine, surely.", " Finish"], tool=["Seine"], reflect=["Thought: Looks fine.", "right]"])
+    order, out = run(build_group_graph(m, backend=fake_backend()))
+    assert order == ["start", "plan", "tool", "reflect", "finalize"]
+    assert m["plan"].prefills() == ["Thought:", "Thought: Seine, surely.\nAction:"]
+    assert m["plan"].prompts()[0] == m["plan"].prompts()[1]
+    assert m["reflect"].prefills() == ["Thought:", "Thought: Looks fine.\nAction: Reflect["]
+    assert m["tool"].prefills() == [None]  # the tool agent writes its argument from scratch
+    assert out["trajectory"][0]["thought"] == "Seine, surely." and out["trajectory"][0]["action"] == "Finish"
+    assert out["reflections"] == [{"thought": "Looks fine.", "verdict": "right"}]
+    assert out["usage"]["plan"]["calls"] == 2 and out["usage"]["reflect"]["calls"] == 2
+
+
+def test_prefill_can_be_turned_off():
+    m = models(plan=["Thought: Seine.\nAction: Finish"], tool=["Seine"], reflect=["Thought: ok\nAction: Reflect[right]"])
+    _, out = run(build_group_graph(m, backend=fake_backend()), {"prefill": False})
+    assert m["plan"].prefills() == [None] and m["reflect"].prefills() == [None]
+    assert out["halt_reason"] == "finish"
 
 
 def test_unreadable_reflection_lets_the_answer_stand():
-    m = models(plan=["Thought: Seine.\nAction: Finish"], tool=["Seine"], reflect=["I think it is fine maybe"])
+    m = models(plan=["Thought: Seine.\nAction: Finish"], tool=["Seine"], reflect=["I think it is fine maybe", "hmm"])
     _, out = run(build_group_graph(m, backend=fake_backend()))
     assert out["halt_reason"] == "finish" and out["answer"] == "Seine" and out["reflections"] == []
 

@@ -83,7 +83,7 @@ def test_step_limit():
 
 def test_malformed_and_unknown_actions_get_feedback():
     meta = scripted(
-        "Thought: hmm", "Thought: Try.\nAction: Search[river]", "Thought: Try.\nAction: Retrieve[]",
+        "Thought: hmm", "", "Thought: Try.\nAction: Search[river]", "Thought: Try.\nAction: Retrieve[]",
         "Thought: ok.\nAction: Finish[Seine]", RIGHT,
     )
     _, out = run(meta, {"max_invalid": 4})
@@ -94,11 +94,22 @@ def test_malformed_and_unknown_actions_get_feedback():
         builders.fragment("empty_argument", action="Retrieve", usage="Retrieve[entity]"),
     ]
     assert out["halt_reason"] == "finish" and out["answer"] == "Seine"
-    assert "Search is not an available action" in meta.calls[2][1].content
+    assert "Search is not an available action" in meta.calls[3][1].content
+
+
+def test_a_thought_without_action_is_completed_by_a_second_call():
+    meta = scripted("Thought: I need the tower's page.", " Retrieve[Eiffel Tower]",
+                    "I know it now\nAction: Finish[Seine]", RIGHT)
+    _, out = run(meta)
+    assert meta.prefills() == ["Thought:", "Thought: I need the tower's page.\nAction:", "Thought:", "Thought:"]
+    assert [(s["thought"], s["action"], s["argument"]) for s in out["trajectory"]] == [
+        ("I need the tower's page.", "Retrieve", "Eiffel Tower"), ("I know it now", "Finish", "Seine")
+    ]
+    assert out["usage"]["meta"]["calls"] == 4 and out["reward"] == 1.0
 
 
 def test_parse_errors_in_a_row_halt():
-    _, out = run(scripted("", "nothing useful"), {"max_invalid": 2})
+    _, out = run(scripted("", "nothing useful", ""), {"max_invalid": 2})
     assert out["halt_reason"] == "parse_error" and out["answer"] is None
     assert "parse_error" in out["messages"][-1].content
 
@@ -138,3 +149,12 @@ def test_async_and_sync_runs_agree():
     )
     for key in ("trajectory", "reflections", "answer", "reward", "halt_reason", "usage"):
         assert async_out[key] == sync_out[key], key
+
+
+def test_a_repeated_action_with_the_same_result_is_pointed_out():
+    meta = scripted(*["Thought: Look.\nAction: Retrieve[Eiffel Tower]"] * 2, "Thought: Seine.\nAction: Finish[Seine]", RIGHT)
+    _, out = run(meta)
+    first, second = out["trajectory"][:2]
+    assert first["observation"] == "The Eiffel Tower is a lattice tower in Paris."
+    assert second["observation"] == builders.fragment("repeated", observation=first["observation"])
+    assert out["answer"] == "Seine"
