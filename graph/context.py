@@ -38,6 +38,9 @@ class BaseContext(BaseModel):
     max_tokens: int | None = Field(
         None, ge=1, le=4096, description="tokens generated per model call; empty = the settings'"
     )
+    seed: int | None = Field(
+        None, description="sampling seed sent to the engine (vary it to sample an instance again); empty = the settings'"
+    )
     reflect: bool = Field(True, description="judge each answer with Reflect[right|wrong] after Finish")
     max_reflections: int = Field(
         1, ge=0, le=8, description="retries allowed after Reflect[wrong] (0 = the first answer stands)"

@@ -67,7 +67,8 @@ class ModelResolver:
         sampling = self.settings.sampling_for(role)
         temperature = sampling.temperature if context.temperature is None else context.temperature
         max_tokens = sampling.max_tokens if context.max_tokens is None else context.max_tokens
-        key = (role, url, name, temperature, max_tokens)
+        seed = sampling.seed if context.seed is None else context.seed
+        key = (role, url, name, temperature, max_tokens, seed)
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
@@ -77,7 +78,7 @@ class ModelResolver:
             if name not in served:
                 raise ValueError(f"the context names model {name!r} for {role}, but {url} serves {served}")
             settings = settings.model_copy(update={"adapters": {**settings.adapters, role: name}})
-        model = chat_model(role, settings, url, served, temperature=temperature, max_tokens=max_tokens)
+        model = chat_model(role, settings, url, served, temperature=temperature, max_tokens=max_tokens, seed=seed)
         with self._lock:
             self._cache[key] = model
         return model

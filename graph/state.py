@@ -5,7 +5,7 @@ builds its schemas from these types and needs the backport.
 
 A chat turn goes in as ``messages`` (the question is the last human message) with an
 optional ``instance`` (a TaskInstance as a dict: gold answer, choices, image fields),
-and comes out with the answer appended to ``messages`` as an AI message plus the
+(when given, its question is the one the episode answers) and comes out with the answer appended to ``messages`` as an AI message plus the
 episode: ``trajectory``, ``reflections``, ``answer``, ``reward``, ``halt_reason``
 and ``usage``.
 """
