@@ -126,7 +126,9 @@ async def _run_async(request: Any, context: BaseContext, deps: Deps) -> Any:
     if isinstance(request, Blocking):
         return await asyncio.to_thread(request.fn)
     if isinstance(request, ModelCall):
-        model, messages, kwargs, prefill = _prepare(request, context, deps)
+        # resolving the model may ask the server for its model list (blocking I/O):
+        # keep it off the event loop, which `langgraph dev` rightly refuses to block
+        model, messages, kwargs, prefill = await asyncio.to_thread(_prepare, request, context, deps)
         try:
             return _complete(await model.ainvoke(messages, **kwargs), prefill)
         except openai.BadRequestError as exc:

@@ -86,7 +86,10 @@ async def synthesize_trajectories(
 
     async def worker(item: tuple[TaskInstance, int]) -> dict[str, Any]:
         instance, sample = item
-        run_context = context if sample == 0 else {**context, "temperature": sample_temperature}
+        # each extra sample gets its own engine seed, else equal samples would repeat
+        run_context = context if sample == 0 else {
+            **context, "temperature": sample_temperature, "seed": (context.get("seed") or 0) + sample
+        }
         start = time.perf_counter()
         try:
             state = await graph.ainvoke(
