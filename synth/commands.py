@@ -30,6 +30,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         samples=args.samples,
         limit=args.limit,
+        rationalize=args.rationalize,
+        min_reward=args.min_reward,
         tools=[t.strip() for t in args.tools.split(",") if t.strip()] if args.tools else None,
         max_kept=args.max_kept,
         concurrency=settings.concurrency,
@@ -63,6 +65,11 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
     p.add_argument("--max-fruitless-rounds", type=int, default=8)
     p.add_argument("--samples", type=int, default=1,
                    help="trajectories per instance: the first greedy, the rest sampled at temperature 0.7")
+    p.add_argument("--rationalize", action="store_true",
+                   help="retry unsolved instances with the answer as a hint (STaR rationalization); "
+                        "kept only if the filter accepts them, trained without the hint")
+    p.add_argument("--min-reward", type=float, default=1.0,
+                   help="the filter keeps trajectories with at least this reward (default 1: full reward)")
     p.add_argument("--limit", type=int, help="solve only the first N instances")
     p.add_argument("--tools", help="comma-separated tool names instead of the meta-agent's choice")
     p.add_argument("--max-steps", type=int, default=6, help="steps per episode")

@@ -1,7 +1,7 @@
 """Filter: keep the trajectories that earned full reward, up to a cap.
 
-A kept trajectory must have reward 1 (exact for multiple choice, F1 = 1 for open
-QA) and, where the agent reflected, a last verdict of ``right`` — a correct answer
+A kept trajectory must have full reward (exact for multiple choice, F1 = 1 for open
+QA; ``min_reward`` can relax this, e.g. for a model too small to reach it) and, where the agent reflected, a last verdict of ``right`` — a correct answer
 that the agent itself judged wrong would teach the reflect agent the wrong label.
 Every dropped trajectory is counted by reason.
 """
@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
-FULL_REWARD = 1.0 - 1e-9
+FULL_REWARD = 1.0
 
 
-def drop_reason(record: dict[str, Any]) -> str | None:
+def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str | None:
     if record.get("status") != "ok":
         return "error"
     if record.get("reward") is None:
         return "no reward"
-    if float(record["reward"]) < FULL_REWARD:
-        return "reward below 1"
+    if float(record["reward"]) < min_reward - 1e-9:
+        return f"reward below {min_reward:g}"
     reflections = record.get("reflections") or []
     if reflections and reflections[-1].get("verdict") != "right":
         return "judged wrong by its own reflection"
@@ -29,13 +29,15 @@ def drop_reason(record: dict[str, Any]) -> str | None:
     return None
 
 
-def filter_trajectories(records: Iterable[dict[str, Any]], cap: int | None = None) -> tuple[list[dict], dict]:
+def filter_trajectories(
+    records: Iterable[dict[str, Any]], cap: int | None = None, min_reward: float = FULL_REWARD
+) -> tuple[list[dict], dict]:
     """(kept records sorted by instance, one per instance; report with counts by reason)."""
     records = list(records)
     reasons: Counter[str] = Counter()
     kept, solved = [], set()
     for record in sorted(records, key=lambda r: (str(r.get("instance_id", r["id"])), r.get("sample", 0))):
-        reason = drop_reason(record)
+        reason = drop_reason(record, min_reward)
         instance_id = str(record.get("instance_id", record["id"]))
         if reason is None and instance_id in solved:
             reason = "instance already has a kept trajectory"
@@ -48,5 +50,6 @@ def filter_trajectories(records: Iterable[dict[str, Any]], cap: int | None = Non
     if cap is not None and len(kept) > cap:
         capped = len(kept) - cap
         kept = kept[:cap]
-    report = {"total": len(records), "kept": len(kept), "dropped": dict(reasons), "over_cap": capped}
+    report = {"total": len(records), "kept": len(kept), "dropped": dict(reasons), "over_cap": capped,
+              "min_reward": min_reward}
     return kept, report

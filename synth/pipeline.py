@@ -52,6 +52,8 @@ class SynthesisConfig:
     sample_temperature: float = 0.7
     tools: list[str] | None = None  # a fixed tool set instead of the meta-agent's choice
     limit: int | None = None  # solve only the first N instances
+    rationalize: bool = False  # STaR: retry unsolved instances with the answer as a hint
+    min_reward: float = 1.0  # the filter's threshold (the method keeps full reward only)
 
 
 def task_for(config: SynthesisConfig) -> Task:
@@ -128,13 +130,14 @@ async def run_synthesis(
             "temperature": 0.0,
         }
         reports["trajectories"] = await synthesize_trajectories(
-            instances, graph, context, run_dir, config.concurrency, config.samples, config.sample_temperature
+            instances, graph, context, run_dir, config.concurrency, config.samples, config.sample_temperature,
+            config.rationalize,
         )
         update_manifest(run_dir, settings, config, task, "trajectories", reports["trajectories"])
 
     if "filter" in stages:
         records = Journal(run_dir / TRAJECTORIES_FILE).records
-        kept, report = filter_trajectories(records, config.max_kept)
+        kept, report = filter_trajectories(records, config.max_kept, config.min_reward)
         write_jsonl(run_dir / KEPT_FILE, kept)
         reports["filter"] = report
         log.info("filter: kept %d of %d trajectories", report["kept"], report["total"])

@@ -26,15 +26,36 @@ TRAJECTORIES_FILE = "trajectories.jsonl"
 ERRORS_FILE = "trajectory_errors.jsonl"
 
 
-def episode_id(instance: TaskInstance, sample: int) -> str:
+RATIONALIZED = "r"  # sample-id prefix of hinted (rationalized) episodes
+
+
+def episode_id(instance: TaskInstance, sample: int | str) -> str:
     return instance.id if sample == 0 else f"{instance.id}#{sample}"
 
 
+def hinted_question(instance: TaskInstance) -> str:
+    """The question with its gold answer (and source paragraph) as a hint.
+
+    STaR's rationalization: where the model cannot solve an instance, it is shown
+    the answer and asked to produce the steps that reach it; the episode is then
+    trained on as if the hint had not been there (the record keeps the original
+    question), and only if the filter accepts it.
+    """
+    titles = instance.meta.get("source_titles") or instance.meta.get("supporting_titles") or []
+    where = f" It is in the paragraph titled {titles[0]}." if titles else ""
+    return f"{instance.question} (Hint: the answer is {instance.answer}.{where})"
+
+
+def mentions_hint(record: dict) -> bool:
+    texts = [s.get("thought", "") for s in record["trajectory"]] + [r.get("thought", "") for r in record["reflections"]]
+    return any("hint" in t.lower() for t in texts)
+
+
 def episode_record(
-    instance: TaskInstance, state: dict[str, Any], tools: Sequence[str], seconds: float, sample: int = 0
+    instance: TaskInstance, state: dict[str, Any], tools: Sequence[str], seconds: float, sample: int | str = 0
 ) -> dict:
     scores = state.get("scores") or {}
-    return {
+    record = {
         "id": episode_id(instance, sample),
         "instance_id": instance.id,
         "sample": sample,
@@ -51,7 +72,12 @@ def episode_record(
         "usage": state.get("usage") or {},
         "seconds": round(seconds, 3),
         "meta": instance.meta,
+        "origin": "rationalized" if str(sample).startswith(RATIONALIZED) else "zero-shot",
     }
+    if record["origin"] == "rationalized" and mentions_hint(record):
+        record["reward"] = 0.0  # it leans on the hint; trained without it, it would teach nonsense
+        record["hint_leak"] = True
+    return record
 
 
 def completion_tokens(usage: dict[str, Any]) -> int:
@@ -71,6 +97,7 @@ async def synthesize_trajectories(
     concurrency: int,
     samples: int = 1,
     sample_temperature: float = 0.7,
+    rationalize: bool = False,
 ) -> dict[str, Any]:
     """Run the graph on every (instance, sample) not yet in the journal.
 
@@ -84,16 +111,19 @@ async def synthesize_trajectories(
     tools = list(context.get("tools") or [])
     progress = Progress(total=len(todo), desc="trajectories")
 
-    async def worker(item: tuple[TaskInstance, int]) -> dict[str, Any]:
+    async def worker(item: tuple[TaskInstance, int | str]) -> dict[str, Any]:
         instance, sample = item
-        # each extra sample gets its own engine seed, else equal samples would repeat
-        run_context = context if sample == 0 else {
-            **context, "temperature": sample_temperature, "seed": (context.get("seed") or 0) + sample
-        }
+        question = instance.question
+        if sample == 0:
+            run_context = context
+        elif str(sample).startswith(RATIONALIZED):
+            run_context, question = context, hinted_question(instance)
+        else:  # each extra sample gets its own engine seed, else equal samples would repeat
+            run_context = {**context, "temperature": sample_temperature, "seed": (context.get("seed") or 0) + sample}
         start = time.perf_counter()
         try:
             state = await graph.ainvoke(
-                {"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()},
+                {"messages": [HumanMessage(question)], "instance": instance.to_dict()},
                 context=run_context,
             )
         except Exception as exc:
@@ -109,6 +139,15 @@ async def synthesize_trajectories(
 
     await run_bounded(todo, worker, concurrency, progress)
     summary = progress.summary()
+    if rationalize:
+        solved = {r["instance_id"] for r in journal.records if (r.get("reward") or 0) >= 1.0}
+        hinted = [
+            (inst, f"{RATIONALIZED}0") for inst in instances
+            if inst.id not in solved and inst.answer and episode_id(inst, f"{RATIONALIZED}0") not in journal
+        ]
+        progress = Progress(total=len(hinted), desc="rationalize")
+        await run_bounded(hinted, worker, concurrency, progress)
+        summary["rationalized"] = progress.summary()
     rewards = [r["reward"] for r in journal.records if r.get("reward") is not None]
     return {
         "instances": len(instances),
@@ -117,6 +156,7 @@ async def synthesize_trajectories(
         "failed_this_run": summary["failed"],
         "mean_reward": round(sum(rewards) / len(rewards), 4) if rewards else None,
         "halt_reasons": _count(r.get("halt_reason") for r in journal.records),
+        "solved_by_origin": _count(r.get("origin") for r in journal.records if (r.get("reward") or 0) >= 1.0),
     }
 
 

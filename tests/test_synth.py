@@ -149,7 +149,7 @@ def test_trajectory_stage_filter_and_records(demo, tmp_path):
 
     kept, filter_report = filter_trajectories(records.values(), cap=10)
     assert [r["id"] for r in kept] == [inst.id]
-    assert filter_report == {"total": 2, "kept": 1, "dropped": {"reward below 1": 1}, "over_cap": 0}
+    assert filter_report == {"total": 2, "kept": 1, "dropped": {"reward below 1": 1}, "over_cap": 0, "min_reward": 1.0}
 
     library = tool_library(demo)
     tools = [library["Retrieve"], library["Lookup"]]
@@ -200,3 +200,48 @@ def test_trajectory_stage_resumes_and_retries_errors(demo, tmp_path):
     assert second.calls == [insts[1].id] and report["synthesized"] == 3
     ids = [r["id"] for r in Journal(tmp_path / "trajectories.jsonl").records]
     assert sorted(ids) == sorted(i.id for i in insts) and len(ids) == len(set(ids))
+
+
+def test_filter_threshold_cap_and_one_per_instance():
+    def rec(i, reward, sample=0, verdict="right"):
+        return {"id": f"q{i}#{sample}", "instance_id": f"q{i}", "sample": sample, "status": "ok", "reward": reward,
+                "trajectory": [{"action": "Finish"}], "reflections": [{"verdict": verdict}]}
+
+    records = [rec(1, 1.0), rec(1, 1.0, 1), rec(2, 0.5), rec(3, 1.0, verdict="wrong"), rec(4, 1.0),
+               {"id": "q5", "status": "error"}]
+    kept, report = filter_trajectories(records, cap=1)
+    assert [r["id"] for r in kept] == ["q1#0"]
+    assert report["dropped"] == {"instance already has a kept trajectory": 1, "reward below 1": 1,
+                                 "judged wrong by its own reflection": 1, "error": 1}
+    assert report["over_cap"] == 1
+    kept, _ = filter_trajectories(records, min_reward=0.5)
+    assert [r["id"] for r in kept] == ["q1#0", "q2#0", "q4#0"]
+
+
+def test_rationalized_episodes_are_hinted_and_recorded_without_the_hint(demo, tmp_path):
+    from autoact.synth.trajectories import hinted_question
+
+    inst = next(i for i in demo.split("train") if i.meta.get("level") == "easy")
+    entity = inst.meta["supporting_titles"][0]
+    assert hinted_question(inst) == f"{inst.question} (Hint: the answer is {inst.answer}. It is in the paragraph titled {entity}.)"
+    # first a failed zero-shot episode, then a hinted one that reaches the answer, then one that leaks the hint
+    model = scripted(
+        "Thought: I guess.\nAction: Finish[Nobody]", "Thought: Hm.\nAction: Reflect[right]",
+        *solved_script(entity, inst.answer),
+    )
+    graph = build_react_graph({"meta": model})
+    context = {"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 4, "max_reflections": 0}
+    report = asyncio.run(synthesize_trajectories([inst], graph, context, tmp_path, 1, rationalize=True))
+    assert report["solved_by_origin"] == {"rationalized": 1}
+    assert any("(Hint: the answer is" in str(m.content) for m in model.calls[2])
+    assert not any("Hint" in str(m.content) for m in model.calls[0])
+    record = next(r for r in Journal(tmp_path / "trajectories.jsonl").records if r["origin"] == "rationalized")
+    assert record["question"] == inst.question and record["reward"] == 1.0
+
+    leaky = scripted(f"Thought: The hint says {inst.answer}.\nAction: Finish[{inst.answer}]", "Thought: ok\nAction: Reflect[right]")
+    out = tmp_path / "leak"
+    journal = Journal(out / "trajectories.jsonl")
+    journal.append({"id": inst.id, "instance_id": inst.id, "reward": 0.0})
+    asyncio.run(synthesize_trajectories([inst], build_react_graph({"meta": leaky}), context, out, 1, rationalize=True))
+    leaked = [r for r in Journal(out / "trajectories.jsonl").records if r.get("origin") == "rationalized"][0]
+    assert leaked["hint_leak"] and leaked["reward"] == 0.0
