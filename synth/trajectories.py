@@ -122,8 +122,9 @@ async def synthesize_trajectories(
             run_context = {**context, "temperature": sample_temperature, "seed": (context.get("seed") or 0) + sample}
         start = time.perf_counter()
         try:
+            # the graph poses the instance's question: a hinted episode gets a hinted copy
             state = await graph.ainvoke(
-                {"messages": [HumanMessage(question)], "instance": instance.to_dict()},
+                {"messages": [HumanMessage(question)], "instance": {**instance.to_dict(), "question": question}},
                 context=run_context,
             )
         except Exception as exc:
