@@ -15,7 +15,9 @@ In one run on the same server:
     ran its benchmarks.
 
 It prints (b)/(a), the share of the server's raw speed the loop keeps, and (b)/(c),
-what running questions concurrently buys. Without ``--base-url`` a server is started
+what running questions concurrently buys, and the mean number of requests in flight
+in (a) and (b): an episode is a chain of calls, so between two calls it holds no
+request (its tool runs), and the last episodes of a run go on alone. Without ``--base-url`` a server is started
 for the run (with the adapters the method needs) and stopped at the end. Results
 also go to ``--json`` (default: OUT/throughput.json).
 """
@@ -52,6 +54,7 @@ class RequestRecorder(BaseCallbackHandler):
     def on_chat_model_start(self, serialized, messages, *, run_id, invocation_params=None, **kwargs) -> None:
         params = invocation_params or {}
         self.pending[run_id] = {
+            "started": time.perf_counter(),
             "model": params.get("model") or params.get("model_name"),
             "messages": [{"role": ROLES[m.type], "content": str(m.content)} for m in messages[0]],
             "extra_body": dict(params.get("extra_body") or {}),
@@ -62,6 +65,7 @@ class RequestRecorder(BaseCallbackHandler):
         if request is None:
             return
         usage = getattr(response.generations[0][0].message, "usage_metadata", None) or {}
+        request["seconds"] = time.perf_counter() - request.pop("started")
         request["completion_tokens"] = int(usage.get("output_tokens") or 0)
         request["prompt_tokens"] = int(usage.get("input_tokens") or 0)
         if request["completion_tokens"] > 0:
@@ -75,10 +79,12 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
     client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=600)
     semaphore = asyncio.Semaphore(concurrency)
     generated: list[int] = []
+    busy: list[float] = []
 
     async def one(request: dict[str, Any]) -> None:
         n = request["completion_tokens"]
         async with semaphore:
+            t0 = time.perf_counter()
             reply = await client.chat.completions.create(
                 model=request["model"],
                 messages=request["messages"],
@@ -86,6 +92,7 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
                 temperature=0.0,
                 extra_body={**request["extra_body"], "ignore_eos": True, "min_tokens": n},
             )
+            busy.append(time.perf_counter() - t0)
         generated.append(int(reply.usage.completion_tokens))
 
     start = time.perf_counter()
@@ -98,6 +105,7 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
         "expected_tokens": sum(r["completion_tokens"] for r in requests),
         "seconds": round(seconds, 2),
         "tokens_per_s": round(sum(generated) / seconds, 2),
+        "mean_in_flight": round(sum(busy) / seconds, 2),
     }
 
 
@@ -111,6 +119,8 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
     print(f"(b) eval loop, concurrency {concurrency} …", file=sys.stderr)
     b = await run_methods(plan_c, url, concurrency, callbacks=[recorder])
     b = loop_figures(next(iter(b.values())))
+    # requests in flight on average: below C when episodes wait on tools or the last ones run alone
+    b["mean_in_flight"] = round(sum(r["seconds"] for r in recorder.requests) / b["seconds"], 2)
     print(f"(a) raw replay of {len(recorder.requests)} requests, concurrency {concurrency} …", file=sys.stderr)
     a = await replay(url, recorder.requests, concurrency)
     print("(c) eval loop, concurrency 1 …", file=sys.stderr)
@@ -136,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--benchmark", default="hotpotqa")
     p.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)])
     p.add_argument("--method", default="react", help="the method whose loop is measured (default react)")
-    p.add_argument("--questions", type=int, default=8, help="questions (per level) in each loop run")
+    p.add_argument("--questions", type=int, default=16, help="questions (per level) in each loop run")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--max-steps", type=int, default=6)
     p.add_argument("--base-url", help="an existing endpoint (…/v1); default: start one")
@@ -173,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(mean {figures['requests']['prompt_tokens_mean']} prompt / {figures['requests']['completion_tokens_mean']} "
           "completion tokens)")
     print(f"(a) raw server, concurrency {args.concurrency}: {a['tokens_per_s']:8.1f} tokens/s "
-          f"({a['completion_tokens']} tokens in {a['seconds']} s)")
+          f"({a['completion_tokens']} tokens in {a['seconds']} s; {a['mean_in_flight']} requests in flight on average)")
     print(f"(b) eval loop, concurrency {args.concurrency}: {b['tokens_per_s']:8.1f} tokens/s "
-          f"({b['completion_tokens']} tokens in {b['seconds']} s)")
+          f"({b['completion_tokens']} tokens in {b['seconds']} s; {b['mean_in_flight']} requests in flight on average)")
     print(f"(c) eval loop, concurrency 1:  {c['tokens_per_s']:8.1f} tokens/s "
           f"({c['completion_tokens']} tokens in {c['seconds']} s)")
     print(f"(b)/(a) = {figures['b_over_a']}   (b)/(c) = {figures['b_over_c']}")
