@@ -156,18 +156,18 @@ def cmd_serve_load(args: argparse.Namespace) -> int:
 
 # ---- demo (the main job) ---------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from autoact.models import chat_model
+    from autoact.pipeline import PipelineConfig, run_pipeline
 
     settings = settings_from_args(args)
-    t0 = time.perf_counter()
-    server = start_server(settings, adapters={})
-    try:
-        print(f"[demo] vLLM ready at {server.base_url} in {time.perf_counter() - t0:.1f} s")
-        llm = chat_model("meta", settings, server.base_url, stop=[])
-        reply = llm.invoke(args.question)
-        print(f"[demo] Q: {args.question}\n[demo] A: {reply.content.strip()}")
-    finally:
-        server.stop()
+    if args.run is None:
+        settings = settings.model_copy(update={"run_dir": Path("runs/demo")})
+    config = PipelineConfig(
+        instances=args.instances, samples=args.samples, rationalize=not args.no_rationalize,
+        min_reward=args.min_reward, max_steps=args.max_steps, epochs=args.epochs, eval_limit=args.eval_limit,
+    )
+    summary = run_pipeline(settings, config)
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"[demo] report: {summary['report'].get('markdown') or summary['report']}")
     return 0
 
 
@@ -202,9 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("path")
     load.set_defaults(func=cmd_serve_load)
 
-    demo = sub.add_parser("demo", help="the main job on the embedded model")
+    demo = sub.add_parser(
+        "demo", help="the main job: the whole pipeline on the embedded model and the demo task",
+        description="prepare -> serve -> synthesize -> fine-tune -> serve adapters -> eval autoact vs react -> report",
+    )
     add_common(demo)
-    demo.add_argument("--question", default="What is the capital of France? Answer in one sentence.")
+    demo.add_argument("--instances", type=int, default=16, help="grounded self-instructed questions")
+    demo.add_argument("--samples", type=int, default=1, help="trajectories per question before rationalization")
+    demo.add_argument("--no-rationalize", action="store_true", help="no hinted retries of unsolved questions")
+    demo.add_argument("--min-reward", type=float, default=1.0, help="the filter's reward threshold")
+    demo.add_argument("--max-steps", type=int, default=4, help="steps per episode")
+    demo.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
+    demo.add_argument("--eval-limit", type=int, help="held-out questions per level (default: all)")
     demo.set_defaults(func=cmd_demo)
 
     for module_name in COMMAND_MODULES:

@@ -38,6 +38,10 @@ METHODS: dict[str, Method] = {
             "group planning: the plan, tool and reflect agents, one fine-tuned LoRA adapter each",
         ),
         Method(
+            "no-finetune", "group", {"mode": "iterative", "reflect": True},
+            "ablation: group planning with the base model in every role (no adapters: without fine-tuning)",
+        ),
+        Method(
             "react", "react", {"reflect": False},
             "ReAct with the base model, zero-shot (not fine-tuned; one worked example in the prompt), "
             "no self-reflection",
