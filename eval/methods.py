@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from autoact.settings import BASE_MODEL_NAME
+
 GROUP_ADAPTERS = {"plan_model": "plan", "tool_model": "tool", "reflect_model": "reflect"}
+#: Every role on the base model, named explicitly: left empty, a role would take its
+#: adapter whenever the server serves one.
+GROUP_BASE = {"plan_model": BASE_MODEL_NAME, "tool_model": BASE_MODEL_NAME, "reflect_model": BASE_MODEL_NAME}
 ONE_AGENT = "one-agent"
 
 
@@ -25,8 +30,8 @@ class Method:
 
     @property
     def adapters(self) -> tuple[str, ...]:
-        """The served model names (adapters) this method's context asks for."""
-        names = [v for k, v in self.context.items() if k.endswith("_model") and v]
+        """The adapters this method's context asks for (the base model is always served)."""
+        names = [v for k, v in self.context.items() if k.endswith("_model") and v and v != BASE_MODEL_NAME]
         return tuple(dict.fromkeys(names))
 
 
@@ -38,7 +43,7 @@ METHODS: dict[str, Method] = {
             "group planning: the plan, tool and reflect agents, one fine-tuned LoRA adapter each",
         ),
         Method(
-            "no-finetune", "group", {"mode": "iterative", "reflect": True},
+            "no-finetune", "group", {"mode": "iterative", "reflect": True, **GROUP_BASE},
             "ablation: group planning with the base model in every role (no adapters: without fine-tuning)",
         ),
         Method(

@@ -32,7 +32,9 @@ REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
 PLOTS_DIR = "plots"
 #: Display order: the baselines, AutoAct, then its ablations (as the paper's tables).
-METHOD_ORDER = ("cot", "zero-shot-plan", "react", "reflexion", "autoact", "one-agent", "no-reflect", "one-pass")
+METHOD_ORDER = (
+    "cot", "zero-shot-plan", "react", "reflexion", "autoact", "one-agent", "no-reflect", "one-pass", "no-finetune",
+)
 BENCHMARK_TITLES = {"hotpotqa": "HotpotQA", "scienceqa": "ScienceQA", "custom": "custom benchmark", "demo": "demo task"}
 
 

@@ -180,6 +180,11 @@ def test_methods_and_their_settings(settings, data, tmp_path):
     assert ctx["mode"] == "one_pass"
     ctx = method_context(no_reflect, plan.task, plan.tools, "http://x/v1", {})
     assert ctx["reflect"] is False and "reflect_model" not in ctx
+    # without fine-tuning: the base model named in every role, so served adapters cannot slip in
+    base = METHODS["no-finetune"]
+    assert base.adapters == () and needed_adapters([base]) == []
+    ctx = method_context(base, plan.task, plan.tools, "http://x/v1", {})
+    assert ctx["plan_model"] == ctx["tool_model"] == ctx["reflect_model"] == "base"
     ctx = method_context(METHODS["cot"], plan.task, plan.tools, "http://x/v1", {"trials": 3})
     assert "tools" not in ctx and "max_trials" not in ctx
 
