@@ -36,7 +36,11 @@ def filter_trajectories(
     records = list(records)
     reasons: Counter[str] = Counter()
     kept, solved = [], set()
-    for record in sorted(records, key=lambda r: (str(r.get("instance_id", r["id"])), r.get("sample", 0))):
+    def order(r: dict[str, Any]) -> tuple:  # per instance: zero-shot samples in order, then hinted ones
+        sample = r.get("sample", 0)
+        return (str(r.get("instance_id", r["id"])), isinstance(sample, str), str(sample).zfill(6))
+
+    for record in sorted(records, key=order):
         reason = drop_reason(record, min_reward)
         instance_id = str(record.get("instance_id", record["id"]))
         if reason is None and instance_id in solved:

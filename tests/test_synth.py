@@ -207,11 +207,11 @@ def test_filter_threshold_cap_and_one_per_instance():
         return {"id": f"q{i}#{sample}", "instance_id": f"q{i}", "sample": sample, "status": "ok", "reward": reward,
                 "trajectory": [{"action": "Finish"}], "reflections": [{"verdict": verdict}]}
 
-    records = [rec(1, 1.0), rec(1, 1.0, 1), rec(2, 0.5), rec(3, 1.0, verdict="wrong"), rec(4, 1.0),
-               {"id": "q5", "status": "error"}]
+    records = [rec(1, 1.0, "r0"), rec(1, 1.0), rec(1, 1.0, 1), rec(2, 0.5), rec(3, 1.0, verdict="wrong"),
+               rec(4, 1.0), {"id": "q5", "status": "error"}]
     kept, report = filter_trajectories(records, cap=1)
     assert [r["id"] for r in kept] == ["q1#0"]
-    assert report["dropped"] == {"instance already has a kept trajectory": 1, "reward below 1": 1,
+    assert report["dropped"] == {"instance already has a kept trajectory": 2, "reward below 1": 1,
                                  "judged wrong by its own reflection": 1, "error": 1}
     assert report["over_cap"] == 1
     kept, _ = filter_trajectories(records, min_reward=0.5)
