@@ -1,7 +1,8 @@
 """Filter: keep the trajectories that earned full reward, up to a cap.
 
 A kept trajectory must have full reward (exact for multiple choice, F1 = 1 for open
-QA; ``min_reward`` can relax this, e.g. for a model too small to reach it) and, where the agent reflected, a last verdict of ``right`` — a correct answer
+QA; ``min_reward`` can relax this, e.g. for a model too small to reach it)
+and, for a rationalized (hinted) episode, an answer that a tool observation shows and, where the agent reflected, a last verdict of ``right`` — a correct answer
 that the agent itself judged wrong would teach the reflect agent the wrong label.
 Every dropped trajectory is counted by reason.
 """
@@ -11,7 +12,18 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
+from autoact.eval.metrics import normalize_answer
+
 FULL_REWARD = 1.0
+
+
+def answer_in_observations(record: dict[str, Any]) -> bool:
+    """Whether a tool observation of the episode contains the final answer."""
+    answer = normalize_answer(record.get("answer") or "")
+    observations = " ".join(
+        normalize_answer(s.get("observation") or "") for s in record.get("trajectory") or [] if s.get("action") != "Finish"
+    )
+    return bool(answer) and f" {answer} " in f" {observations} "
 
 
 def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str | None:
@@ -26,6 +38,10 @@ def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str 
         return "judged wrong by its own reflection"
     if not any(step.get("action") == "Finish" for step in record.get("trajectory") or []):
         return "no Finish step"
+    # A hinted episode must have found its answer with a tool: trained without the
+    # hint, an answer that appears from nowhere would teach the agents to guess.
+    if record.get("origin") == "rationalized" and not answer_in_observations(record):
+        return "hinted answer not found by a tool"
     return None
 
 

@@ -245,3 +245,17 @@ def test_rationalized_episodes_are_hinted_and_recorded_without_the_hint(demo, tm
     asyncio.run(synthesize_trajectories([inst], build_react_graph({"meta": leaky}), context, out, 1, rationalize=True))
     leaked = [r for r in Journal(out / "trajectories.jsonl").records if r.get("origin") == "rationalized"][0]
     assert leaked["hint_leak"] and leaked["reward"] == 0.0
+
+
+def test_hinted_episode_must_find_its_answer_with_a_tool():
+    base = {"id": "q1#r0", "instance_id": "q1", "sample": "r0", "status": "ok", "reward": 1.0, "origin": "rationalized",
+            "answer": "Ida Brann", "reflections": [{"verdict": "right"}]}
+    guessed = {**base, "trajectory": [{"action": "Finish", "argument": "Ida Brann", "observation": ""}]}
+    found = {**base, "trajectory": [
+        {"action": "Retrieve", "argument": "Velmora", "observation": "Velmora was founded in 1412 by Ida Brann."},
+        {"action": "Finish", "argument": "Ida Brann", "observation": ""}]}
+    kept, report = filter_trajectories([guessed])
+    assert kept == [] and report["dropped"] == {"hinted answer not found by a tool": 1}
+    assert filter_trajectories([found])[0] == [found]
+    # zero-shot episodes are judged by their reward alone
+    assert filter_trajectories([{**guessed, "origin": "zero-shot", "id": "q1", "sample": 0}])[1]["kept"] == 1
