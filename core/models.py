@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 from langchain_openai import ChatOpenAI
 
@@ -100,6 +101,10 @@ def chat_model(
             raise ModelServerUnreachable(str(exc)) from exc
     sampling = settings.sampling_for(role).model_copy(update=overrides)
     return EndpointChatOpenAI(
+        # an async HTTP client of its own: langchain-openai otherwise shares one per
+        # URL across the process, and it breaks ("Event loop is closed") when a second
+        # asyncio.run (e.g. synthesis, then evaluation) reaches the same endpoint
+        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s),
         model=role_model_name(role, settings, served),
         base_url=url,
         api_key="EMPTY",

@@ -137,3 +137,14 @@ def test_attach_to_existing_endpoint(lora_server, real_settings, embedded_model)
     missing = VLLMServer(real_settings, embedded_model, adapters={"nope": Path("x")}, base_url=lora_server.base_url)
     with pytest.raises(ServerError, match="nope"):
         missing.start()
+
+
+@pytest.mark.slow
+def test_clients_survive_a_second_event_loop(lora_server, real_settings):
+    """Synthesis then evaluation in one process: two asyncio.run against one endpoint."""
+    for _ in range(2):
+        async def go():
+            llms = [chat_model("plan", real_settings, lora_server.base_url, max_tokens=4) for _ in range(2)]
+            return await asyncio.gather(*(llm.ainvoke(PROMPT) for llm in llms))
+
+        assert all(reply.content for reply in asyncio.run(go()))
