@@ -37,7 +37,8 @@ class ModelPreparationError(RuntimeError):
     pass
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (model weights are large)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -52,7 +53,7 @@ def _checked_files(folder: Path) -> list[Path]:
 
 
 def write_marker(folder: Path, source: str) -> None:
-    files = {p.name: _sha256(p) for p in _checked_files(folder)}
+    files = {p.name: file_sha256(p) for p in _checked_files(folder)}
     marker = {"source": source, "files": files, "created": time.time()}
     (folder / MARKER).write_text(json.dumps(marker, indent=2))
 
@@ -71,7 +72,7 @@ def verify_model_folder(folder: Path) -> None:
     if missing:
         raise ModelPreparationError(f"{folder}: files missing: {sorted(missing)}")
     for name, digest in recorded.items():
-        if _sha256(folder / name) != digest:
+        if file_sha256(folder / name) != digest:
             raise ModelPreparationError(f"{folder / name}: checksum mismatch (corrupt file)")
     if not any(name.endswith(".safetensors") for name in recorded):
         raise ModelPreparationError(f"{folder}: no safetensors weights")

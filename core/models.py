@@ -29,12 +29,9 @@ def endpoint_file(settings: Settings) -> Path:
 
 
 def write_endpoint(settings: Settings, info: dict) -> Path:
-    path = endpoint_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2))
-    tmp.replace(path)
-    return path
+    from autoact.tools.io import atomic_write_text
+
+    return atomic_write_text(endpoint_file(settings), json.dumps(info, indent=2))
 
 
 def endpoint_url(settings: Settings) -> str:

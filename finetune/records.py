@@ -139,14 +139,6 @@ def mix_general(records: list[dict], general: list[dict], ratio: float, seed: in
     return mixed
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def records_sha256(records: Iterable[dict]) -> str:
     """A hash of the training examples themselves, in order (canonical JSON)."""
     digest = hashlib.sha256()

@@ -41,12 +41,12 @@ from autoact.finetune.records import (
     ONE_AGENT,
     RecordError,
     check_adapter_name,
-    file_sha256,
     load_agent_records,
     mix_general,
     read_jsonl,
     records_sha256,
 )
+from autoact.modelhub import file_sha256
 from autoact.finetune.report import LOSS_PLOT_NAME, MANIFEST_NAME, loss_curve, plot_loss, write_json
 
 log = logging.getLogger(__name__)

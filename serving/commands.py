@@ -36,7 +36,7 @@ def cmd_serve_chat(args: argparse.Namespace) -> int:
     import uvicorn
 
     from autoact.cli import settings_from_args
-    from autoact.graph.commands import model_endpoint
+    from autoact.serving.endpoint import model_endpoint
     from autoact.serving.chat_app import create_app
 
     settings = settings_from_args(args)

@@ -86,13 +86,6 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def file_sha256(path: Path) -> str | None:
-    path = Path(path)
-    if not path.is_file():
-        return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def stable_id(*parts: Any, length: int = 12) -> str:
     """A short id derived from content, identical across runs and restarts."""
     text = "\x1f".join(str(p) for p in parts)

@@ -23,7 +23,8 @@ from autoact.models import chat_model
 from autoact.settings import Settings
 from autoact.synth.differentiate import differentiate
 from autoact.synth.filter import filter_trajectories
-from autoact.synth.journal import Journal, file_sha256, write_jsonl
+from autoact.modelhub import file_sha256
+from autoact.synth.journal import Journal, write_jsonl
 from autoact.synth.self_instruct import INSTANCES_FILE, SelfInstruct, SelfInstructConfig, load_instances
 from autoact.synth.tool_selection import TOOLS_FILE, select_tools
 from autoact.synth.trajectories import TRAJECTORIES_FILE, synthesize_trajectories
