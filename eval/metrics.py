@@ -1,11 +1,38 @@
-"""Answer metrics: SQuAD-style token F1 / exact match for open QA, accuracy for
+r"""Answer metrics: HotpotQA token F1 / exact match for open QA, accuracy for
 multiple choice.
 
-Normalisation follows the SQuAD/HotpotQA evaluation scripts: lowercase, drop
-punctuation and the articles a/an/the, collapse whitespace. As in HotpotQA's
-scorer, yes/no answers are compared strictly: when either side normalises to
-"yes" or "no" (or "noanswer") and the two differ, F1 is 0 rather than partial
-credit for overlapping tokens.
+Open QA, default (official) scoring
+-----------------------------------
+By default the definitions are those of HotpotQA's official evaluation script
+(``hotpot_evaluate_v1.py``), which extends SQuAD's:
+
+* ``normalize_answer``, in this order: lower-case; delete every character of
+  Python's ``string.punctuation`` (ASCII only: curly quotes, en/em dashes and
+  the ellipsis are kept, and there is no Unicode normalisation); replace the
+  whole words a/an/the (regex ``\b(a|an|the)\b``) by a space; collapse
+  whitespace.
+* F1: if either normalised side is "yes", "no" or "noanswer" and the two
+  differ, F1 = precision = recall = 0 (no partial credit). Otherwise the
+  normalised strings are split on whitespace and the common tokens are the
+  multiset intersection; with no common token F1 = precision = recall = 0
+  (so two answers that both normalise to "" get F1 0), else precision =
+  common / #prediction tokens, recall = common / #gold tokens and
+  F1 = 2PR / (P + R).
+* EM: 1.0 iff the normalised prediction equals the normalised gold. Two answers
+  that both normalise to "" therefore get EM 1.0 but F1 0.0; this is the
+  official behaviour and is kept.
+
+Project extensions
+------------------
+* Several gold aliases may be given; each score is the best over them (for
+  ``qa_scores``, precision and recall come from the alias with the best F1).
+* ``lenient=True`` (never the default) on ``f1_score`` / ``exact_match`` /
+  ``qa_scores`` swaps in ``normalize_answer_lenient``, which first applies
+  Unicode NFKC and also deletes the typographic punctuation ‘ ’ “ ” – — …;
+  every other rule above stays the same. Lenient scores are not comparable
+  with published HotpotQA numbers.
+* Multiple choice maps an answer to an option with ``choice_index``, which
+  compares text through ``normalize_answer_lenient``.
 """
 
 from __future__ import annotations
@@ -19,11 +46,14 @@ from collections.abc import Iterable, Sequence
 from rapidfuzz import fuzz
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation) | {"‘", "’", "“", "”", "–", "—", "…"}
+_ASCII_PUNCT = frozenset(string.punctuation)
+_LENIENT_PUNCT = _ASCII_PUNCT | {"‘", "’", "“", "”", "–", "—", "…"}
 _STRICT = {"yes", "no", "noanswer"}
+_ZERO = (0.0, 0.0, 0.0)
 
 __all__ = [
     "normalize_answer",
+    "normalize_answer_lenient",
     "f1_score",
     "exact_match",
     "qa_scores",
@@ -35,12 +65,28 @@ __all__ = [
 ]
 
 
-def normalize_answer(text: object) -> str:
-    """Lowercase, strip punctuation and articles, collapse whitespace."""
-    s = unicodedata.normalize("NFKC", str(text if text is not None else "")).lower()
-    s = "".join(ch for ch in s if ch not in _PUNCT)
+def _normalize(text: object, punct: frozenset[str] | set[str]) -> str:
+    s = str(text if text is not None else "").lower()
+    s = "".join(ch for ch in s if ch not in punct)
     s = _ARTICLES.sub(" ", s)
     return " ".join(s.split())
+
+
+def normalize_answer(text: object) -> str:
+    """HotpotQA's official normalisation: lower-case, delete ASCII punctuation
+    (``string.punctuation``), replace the articles a/an/the by a space, collapse
+    whitespace. ``None`` counts as ""."""
+    return _normalize(text, _ASCII_PUNCT)
+
+
+def normalize_answer_lenient(text: object) -> str:
+    """``normalize_answer`` after Unicode NFKC, also deleting ‘ ’ “ ” – — …
+    (not the official rule; see the module docstring)."""
+    return _normalize(unicodedata.normalize("NFKC", str(text if text is not None else "")), _LENIENT_PUNCT)
+
+
+def _normalizer(lenient: bool):
+    return normalize_answer_lenient if lenient else normalize_answer
 
 
 def _golds(gold: str | Sequence[str]) -> list[str]:
@@ -52,42 +98,44 @@ def _golds(gold: str | Sequence[str]) -> list[str]:
     return golds
 
 
-def _f1_single(prediction: str, gold: str) -> tuple[float, float, float]:
-    pred_norm, gold_norm = normalize_answer(prediction), normalize_answer(gold)
-    if (pred_norm in _STRICT or gold_norm in _STRICT) and pred_norm != gold_norm:
-        return 0.0, 0.0, 0.0
+def _f1_single(prediction: str, gold: str, lenient: bool = False) -> tuple[float, float, float]:
+    """(F1, precision, recall) against one gold answer."""
+    norm = _normalizer(lenient)
+    pred_norm, gold_norm = norm(prediction), norm(gold)
+    if pred_norm in _STRICT and pred_norm != gold_norm:
+        return _ZERO
+    if gold_norm in _STRICT and pred_norm != gold_norm:
+        return _ZERO
     pred_tokens, gold_tokens = pred_norm.split(), gold_norm.split()
-    if not pred_tokens or not gold_tokens:
-        same = float(pred_tokens == gold_tokens)
-        return same, same, same
     common = Counter(pred_tokens) & Counter(gold_tokens)
     overlap = sum(common.values())
-    if overlap == 0:
-        return 0.0, 0.0, 0.0
+    if overlap == 0:  # also when both sides normalise to "" (official)
+        return _ZERO
     precision = overlap / len(pred_tokens)
     recall = overlap / len(gold_tokens)
     return 2 * precision * recall / (precision + recall), precision, recall
 
 
-def f1_score(prediction: str, gold: str | Sequence[str]) -> float:
-    """Token F1 after normalisation; the best over several gold aliases."""
-    return max(_f1_single(prediction, g)[0] for g in _golds(gold))
+def f1_score(prediction: str, gold: str | Sequence[str], *, lenient: bool = False) -> float:
+    """HotpotQA token F1; the best over several gold aliases."""
+    return max(_f1_single(prediction, g, lenient)[0] for g in _golds(gold))
 
 
-def exact_match(prediction: str, gold: str | Sequence[str]) -> float:
+def exact_match(prediction: str, gold: str | Sequence[str], *, lenient: bool = False) -> float:
     """1.0 when the normalised prediction equals a normalised gold answer."""
-    pred = normalize_answer(prediction)
-    return float(any(pred == normalize_answer(g) for g in _golds(gold)))
+    norm = _normalizer(lenient)
+    pred = norm(prediction)
+    return float(any(pred == norm(g) for g in _golds(gold)))
 
 
-def qa_scores(prediction: str, gold: str | Sequence[str]) -> dict[str, float]:
+def qa_scores(prediction: str, gold: str | Sequence[str], *, lenient: bool = False) -> dict[str, float]:
     """``{"reward", "f1", "em", "precision", "recall"}``; the reward is the F1."""
-    best = max((_f1_single(prediction, g) for g in _golds(gold)), key=lambda t: t[0])
+    best = max((_f1_single(prediction, g, lenient) for g in _golds(gold)), key=lambda t: t[0])
     f1, precision, recall = best
     return {
         "reward": f1,
         "f1": f1,
-        "em": exact_match(prediction, gold),
+        "em": exact_match(prediction, gold, lenient=lenient),
         "precision": precision,
         "recall": recall,
     }
@@ -141,8 +189,8 @@ def choice_index(prediction: str, choices: Sequence[str]) -> int | None:
     literal = [i for i, c in enumerate(choices) if str(c).strip() == text]
     if literal:
         return literal[0]
-    norm_choices = [normalize_answer(c) for c in choices]
-    pred = normalize_answer(text)
+    norm_choices = [normalize_answer_lenient(c) for c in choices]
+    pred = normalize_answer_lenient(text)
     exact = [i for i, c in enumerate(norm_choices) if c == pred]
     if exact:
         return exact[0]

@@ -18,6 +18,13 @@ from autoact.eval.aggregate import (
     ordered_groups,
     summarize,
 )
+from autoact.eval.metrics import (
+    exact_match,
+    f1_score,
+    normalize_answer,
+    normalize_answer_lenient,
+    qa_scores,
+)
 from autoact.eval.runner import question_record, usage_totals
 from autoact.tools import Task, TaskInstance
 from autoact.tools.corpus import Corpus
@@ -73,6 +80,111 @@ def test_yes_no_answers_get_no_partial_credit(answer, f1):
 def test_multiple_choice_by_letter_and_by_text(answer, acc, choice):
     scores = _record(_task([MC]), MC, answer)["scores"]
     assert scores["acc"] == acc and scores["choice"] == choice
+
+
+# ---- HotpotQA's official F1 / EM (hotpot_evaluate_v1.py) on tricky pairs --------------
+# Columns: prediction, gold, official (F1, EM, precision, recall), lenient (F1, EM).
+# Official normalisation: lower -> delete string.punctuation (ASCII only) -> \b(a|an|the)\b -> " "
+# -> collapse whitespace. Lenient adds NFKC and deletes ‘ ’ “ ” – — … as well.
+TRICKY = [
+    # articles
+    ("The Beatles", "Beatles", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("an apple", "apple", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    # "the" inside a word stays: "theatre" vs "atre" share no token
+    ("theatre", "atre", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    ("A theatre", "theatre", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    # punctuation goes before articles: "the-end" -> "theend", which has no article left
+    ("the-end", "end", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    # ASCII punctuation: "u.s." -> "us"; "rock 'n' roll" -> "rock n roll"
+    ("U.S.", "US", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("Rock 'n' roll", "rock n roll", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    # Unicode punctuation is kept officially: [rock, ’n’, roll] vs [rock, n, roll], common 2,
+    # P = R = 2/3 -> F1 2/3; lenient deletes ’ -> identical
+    ("Rock ’n’ roll", "Rock 'n' roll", 2 / 3, 0.0, 2 / 3, 2 / 3, 1.0, 1.0),
+    # en dash kept: "jay–z" vs "jayz" -> no common token; lenient -> "jayz" both
+    ("Jay–Z", "Jay-Z", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0),
+    # curly quotes kept: ["“hello”"] vs ["hello"]
+    ("“Hello”", "Hello", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0),
+    # ellipsis kept: ["wait…"] vs ["wait"]
+    ("wait…", "wait", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0),
+    # no NFKC officially: full-width "ＵＳＡ" lower-cases to "ｕｓａ" != "usa"; NFKC -> "usa"
+    ("ＵＳＡ", "USA", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0),
+    # numbers: the comma is punctuation, "1,000" -> "1000"
+    ("1,000", "1000", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    # ["1000"] vs ["1", "000"]: no common token
+    ("1,000", "1 000", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    # yes / no / noanswer
+    ("yes", "Yes.", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("yes", "no", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    # the gold is "yes" and the prediction differs: 0, not the token overlap P=1/3, R=1
+    ("yes it is", "yes", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    # the prediction is "yes" and the gold differs: 0, not P=1, R=1/3
+    ("yes", "yes it is", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    ("noanswer", "Paris", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    ("NoAnswer.", "noanswer", 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    # "no answer" != "noanswer" and the gold is "noanswer"
+    ("No answer", "noanswer", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    # empty prediction: no common token
+    ("", "Paris", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    # both normalise to "": no common token -> F1 0, yet "" == "" -> EM 1 (official)
+    ("", "", 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+    ("The.", "a", 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+    # partial overlap: [river, seine, in, paris] vs [seine]: P = 1/4, R = 1 -> F1 = (1/2)/(5/4) = 2/5
+    ("the river Seine in Paris", "Seine", 0.4, 0.0, 0.25, 1.0, 0.4, 0.0),
+    # [seine] vs [river, seine]: P = 1, R = 1/2 -> F1 = 1/(3/2) = 2/3
+    ("Seine", "river Seine", 2 / 3, 0.0, 1.0, 0.5, 2 / 3, 0.0),
+    # multiset: [new, new, york] vs [new, york] share new x1 + york x1 = 2: P = 2/3, R = 1 -> F1 = 0.8
+    ("new new york", "New York", 0.8, 0.0, 2 / 3, 1.0, 0.8, 0.0),
+]
+
+
+@pytest.mark.parametrize("pred,gold,f1,em,precision,recall,lenient_f1,lenient_em", TRICKY)
+def test_official_hotpotqa_f1_em_on_tricky_pairs(pred, gold, f1, em, precision, recall, lenient_f1, lenient_em):
+    assert f1_score(pred, gold) == pytest.approx(f1)
+    assert exact_match(pred, gold) == em
+    assert qa_scores(pred, gold) == {"reward": pytest.approx(f1), "f1": pytest.approx(f1), "em": em,
+                                     "precision": pytest.approx(precision), "recall": pytest.approx(recall)}
+    assert f1_score(pred, gold, lenient=True) == pytest.approx(lenient_f1)
+    assert exact_match(pred, gold, lenient=True) == lenient_em
+    lenient = qa_scores(pred, gold, lenient=True)
+    assert lenient["f1"] == pytest.approx(lenient_f1) and lenient["em"] == lenient_em
+
+
+@pytest.mark.parametrize(
+    "text,official,lenient",
+    [
+        ("The Beatles", "beatles", "beatles"),
+        ("A theatre, the end", "theatre end", "theatre end"),
+        ("the-end", "theend", "theend"),  # punctuation first, then articles
+        ("Rock ’n’ roll", "rock ’n’ roll", "rock n roll"),
+        ("“Hi”—there…", "“hi”—there…", "hithere"),
+        ("ＵＳＡ", "ｕｓａ", "usa"),
+        ("  1,000\tUSD ", "1000 usd", "1000 usd"),
+        (None, "", ""),
+    ],
+)
+def test_normalize_official_and_lenient(text, official, lenient):
+    assert normalize_answer(text) == official
+    assert normalize_answer_lenient(text) == lenient
+
+
+def test_lenient_is_never_the_default():
+    assert f1_score("Rock ’n’ roll", "Rock 'n' roll") == pytest.approx(2 / 3)
+    assert f1_score("Rock ’n’ roll", "Rock 'n' roll", lenient=False) == pytest.approx(2 / 3)
+    assert f1_score("Rock ’n’ roll", "Rock 'n' roll", lenient=True) == 1.0
+
+
+def test_best_over_gold_aliases():
+    assert f1_score("Seine", ["River Seine", "Seine"]) == 1.0
+    assert exact_match("Seine", ["River Seine", "Seine"]) == 1.0
+    # precision and recall come from the alias with the best F1: [seine] vs [river, seine]
+    s = qa_scores("Seine", ["Loire", "River Seine"])
+    assert s["f1"] == pytest.approx(2 / 3) and s["precision"] == 1.0 and s["recall"] == 0.5 and s["em"] == 0.0
+    # an alias typed with a curly apostrophe only matches leniently
+    assert exact_match("rock 'n' roll", ["Rock ’n’ roll"]) == 0.0
+    assert exact_match("rock 'n' roll", ["Rock ’n’ roll"], lenient=True) == 1.0
+    with pytest.raises(ValueError):
+        f1_score("x", [])
 
 
 def test_record_sums_usage_over_roles():

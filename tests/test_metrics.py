@@ -17,6 +17,14 @@ def test_normalize_strips_case_punctuation_articles_and_space():
     assert normalize_answer("  The  Eiffel-Tower!  ") == "eiffeltower"
     assert normalize_answer("An apple, a pear") == "apple pear"
     assert normalize_answer(None) == ""
+    # official rules: ASCII punctuation only, no Unicode folding
+    assert normalize_answer("Rock ’n’ roll") == "rock ’n’ roll"
+
+
+def test_empty_answers_follow_the_official_script():
+    # both normalise to "": no common token -> F1 0, but the strings are equal -> EM 1
+    assert f1_score("", "") == 0.0 and exact_match("", "") == 1.0
+    assert qa_scores("", "the") == {"reward": 0.0, "f1": 0.0, "em": 1.0, "precision": 0.0, "recall": 0.0}
 
 
 def test_f1_partial_overlap():
@@ -79,6 +87,13 @@ def test_mc_scores_and_accuracy():
     assert accuracy([1, 0, None, 2], [1, 1, 0, 2]) == 0.5
     with pytest.raises(ValueError):
         accuracy([1], [1, 2])
+
+
+def test_choice_index_folds_typographic_punctuation():
+    # multiple choice keeps the lenient normalisation: a straight apostrophe names the option typed with ’
+    assert choice_index("Rock 'n' roll", ["Jazz", "Rock ’n’ roll"]) == 1
+    # with the official normalisation "no" vs "“no”" would match nothing (fuzzy ratio 67 < 80)
+    assert choice_index("No", ["“No”", "“Yes”"]) == 0
 
 
 def test_options_differing_only_in_case():
