@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
-.venv/bin/autoact model prepare
+.venv/bin/autoact model prepare --all
 mkdir -p test-artifacts
 set +e
 .venv/bin/python -m pytest "$@"

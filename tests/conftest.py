@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AUTOACT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The plumbing tests run on the fast embedded model; the default one is for the main job.
+os.environ.setdefault("AUTOACT_MODEL", "embedded:smollm2-135m")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -35,12 +37,12 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def real_settings() -> Settings:
-    """Settings on the real cache (prepared model, vLLM environment), no config file."""
-    return Settings(run_dir=Path("runs/test"))
+    """Settings on the real cache (prepared fast model, vLLM environment), no config file."""
+    return Settings(run_dir=Path("runs/test"), model="embedded:smollm2-135m")
 
 
 @pytest.fixture(scope="session")
 def embedded_model(real_settings: Settings) -> str:
     from autoact.modelhub import prepare_embedded_model
 
-    return str(prepare_embedded_model(real_settings.home))
+    return str(prepare_embedded_model(real_settings.home, "smollm2-135m"))
