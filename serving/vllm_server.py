@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from autoact.hardware import serving_dtype
 from autoact.settings import BASE_MODEL_NAME, RAW_BASE_NAME, Settings
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class VLLMServer:
             str(vllm_python(self.settings)), "-m", "vllm.entrypoints.openai.api_server",
             "--model", self.model_path,
             "--host", s.host, "--port", str(port),
-            "--dtype", s.dtype, "--max-model-len", str(s.max_model_len),
+            "--dtype", serving_dtype(s.dtype), "--max-model-len", str(s.max_model_len),
             "--seed", str(self.settings.seed),
             "--disable-log-stats",
         ]
