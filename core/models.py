@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import openai
-from langchain_openai import ChatOpenAI
+from langchain_openai import ChatOpenAI, OpenAI
 
 from autoact.serving.vllm_server import ServerError, list_models
 from autoact.settings import BASE_MODEL_NAME, ROLES, Settings
@@ -58,21 +58,72 @@ def role_model_name(role: str, settings: Settings, served: list[str]) -> str:
 class EndpointChatOpenAI(ChatOpenAI):
     """ChatOpenAI whose connection errors name the endpoint URL."""
 
-    def _generate(self, *args: Any, **kwargs: Any):
+    # explicit ``run_manager``: LangChain passes per-call options (extra_body: the
+    # prefill flags, structured outputs) only to methods whose signature names it
+    def _generate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
         try:
-            return super()._generate(*args, **kwargs)
+            return super()._generate(prompts, stop=stop, run_manager=run_manager, **kwargs)
         except openai.APIConnectionError as exc:
             raise ModelServerUnreachable(
                 f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
             ) from exc
 
-    async def _agenerate(self, *args: Any, **kwargs: Any):
+    async def _agenerate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
         try:
-            return await super()._agenerate(*args, **kwargs)
+            return await super()._agenerate(prompts, stop=stop, run_manager=run_manager, **kwargs)
         except openai.APIConnectionError as exc:
             raise ModelServerUnreachable(
                 f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
             ) from exc
+
+
+class EndpointOpenAI(OpenAI):
+    """The completions client (transcript prompts) whose connection errors name the URL."""
+
+    async def _agenerate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
+        try:
+            return await super()._agenerate(prompts, stop=stop, run_manager=run_manager, **kwargs)
+        except openai.APIConnectionError as exc:
+            raise ModelServerUnreachable(
+                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
+            ) from exc
+
+    # explicit ``run_manager``: LangChain passes per-call options (extra_body: the
+    # prefill flags, structured outputs) only to methods whose signature names it
+    def _generate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
+        try:
+            return super()._generate(prompts, stop=stop, run_manager=run_manager, **kwargs)
+        except openai.APIConnectionError as exc:
+            raise ModelServerUnreachable(
+                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
+            ) from exc
+
+
+def completion_model(
+    role: str,
+    settings: Settings,
+    base_url: str | None = None,
+    served: list[str] | None = None,
+    **overrides: Any,
+) -> EndpointOpenAI:
+    """The completions client for ``role``: the same model choice and sampling as
+    :func:`chat_model`, for prompts that are one text (no chat template)."""
+    chat = chat_model(role, settings, base_url, served, **overrides)
+    sampling = settings.sampling_for(role).model_copy(update=overrides)
+    return EndpointOpenAI(
+        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s),
+        model=chat.model_name,
+        base_url=chat.openai_api_base,
+        api_key="EMPTY",
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        seed=sampling.seed,
+        max_retries=settings.max_retries,
+        timeout=settings.request_timeout_s,
+        # vLLM extension: top_k is not an OpenAI field (-1 = off)
+        extra_body={"top_k": sampling.top_k} if sampling.top_k > 0 else None,
+    )
 
 
 def chat_model(
@@ -113,6 +164,7 @@ def chat_model(
         max_retries=settings.max_retries,
         timeout=settings.request_timeout_s,
         stream_usage=True,
+        extra_body={"top_k": sampling.top_k} if sampling.top_k > 0 else None,
     )
 
 

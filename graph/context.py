@@ -46,7 +46,7 @@ class BaseContext(BaseModel):
         1, ge=0, le=8, description="retries allowed after Reflect[wrong] (0 = the first answer stands)"
     )
     max_context_tokens: int = Field(
-        2048, ge=256, description="the model's context length: an episode halts before a prompt overflows it"
+        4096, ge=256, description="the model's context length: an episode halts before a prompt overflows it"
     )
     observation_chars: int = Field(
         DEFAULT_OBS_CHARS, ge=20, description="characters of each observation shown in prompts (longer ones are cut)"
@@ -55,6 +55,26 @@ class BaseContext(BaseModel):
         True,
         description="open each answer with its format's first words (e.g. 'Thought:') and let the model continue "
         "(vLLM continue_final_message); turn off for servers without it",
+    )
+    prompt_format: Literal["transcript", "chat"] = Field(
+        "transcript",
+        description="transcript: one text the model continues (/v1/completions; what the sub-agents are trained on); "
+        "chat: system and user messages through the chat template (the earlier format)",
+    )
+    worked_examples: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="worked examples in transcript prompts: auto = for the base model only "
+        "(a fine-tuned adapter was trained without them)",
+    )
+    example_source: Literal["task", "generic"] = Field(
+        "task",
+        description="where worked examples come from: task = episodes built from the task's seed questions "
+        "(generic ones where none fits); generic = the built-in examples",
+    )
+    structured: bool = Field(
+        True,
+        description="constrain each step's format with vLLM structured outputs (action names, the Reflect "
+        "verdict, multiple-choice answers); turn off for servers without them",
     )
     max_invalid: int = Field(
         2, ge=1, le=10, description="unreadable or invalid model outputs in a row before the episode halts"

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generator
 
 import openai
+from langchain_core.language_models import BaseLLM
 from langchain_core.messages import AIMessage, convert_to_messages
 from langchain_core.runnables import RunnableLambda
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from langgraph.runtime import get_runtime
 
 from autoact.prompts.builders import PREFILLS, STOP_SEQUENCES
+from autoact.prompts.transcript import OPENINGS
+from autoact.prompts.transcript import STOPS as TRANSCRIPT_STOPS
 
 from .context import BaseContext
 from .environment import Backend
@@ -31,14 +34,22 @@ from .models import ModelResolver
 
 @dataclass
 class ModelCall:
-    """Ask the model of ``role`` for a reply to ``messages`` (builder output);
-    ``kind`` picks the stop sequences."""
+    """Ask the model of ``role`` for a reply to ``messages``: chat messages (builder
+    output, sent to ``/v1/chat/completions``) or a transcript prompt (one text, sent
+    to ``/v1/completions``, see :mod:`autoact.prompts.transcript`). ``kind`` picks the
+    stop sequences and the opening the answer starts with. ``guide``: a regular
+    expression the continuation must match (vLLM structured outputs)."""
 
     role: str
     kind: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, str]] | str
     max_tokens: int | None = None
-    prefill: str | None = None  # None: the kind's prefill (builders.PREFILLS)
+    prefill: str | None = None  # None: the kind's prefill (builders.PREFILLS / transcript.OPENINGS)
+    guide: str | None = None
+
+    @property
+    def transcript(self) -> bool:
+        return isinstance(self.messages, str)
 
 
 @dataclass
@@ -82,24 +93,44 @@ def current_context(deps: Deps) -> BaseContext:
 
 
 def _prepare(call: ModelCall, context: BaseContext, deps: Deps):
-    """(model, messages, call options, prefill). With prefill on, the assistant turn is
-    opened with the kind's prefill text and the server continues it."""
+    """(model, input, call options, opening). Chat: with prefill on, the assistant turn
+    is opened with the kind's prefill text and the server continues it. Transcript:
+    the prompt already ends with the kind's opening; a ``prefill`` replaces it."""
+    if call.transcript:
+        return _prepare_transcript(call, context, deps)
     model = deps.models.get(call.role, context)
     kwargs = deps.models.call_kwargs(call.role, context, STOP_SEQUENCES[call.kind], call.max_tokens)
     messages = convert_to_messages(call.messages)
     prefill = (call.prefill if call.prefill is not None else PREFILLS.get(call.kind)) if context.prefill else None
+    extra = dict(getattr(model, "extra_body", None) or {})
     if prefill:
         messages.append(AIMessage(content=prefill))
-        extra = dict(getattr(model, "extra_body", None) or {})
         extra.update(add_generation_prompt=False, continue_final_message=True)
-        if isinstance(model, BaseChatOpenAI):
-            kwargs["extra_body"] = extra
+    if call.guide and context.structured and deps.models.serves(call.role):
+        extra["structured_outputs"] = {"regex": call.guide}
+    if extra and isinstance(model, BaseChatOpenAI):
+        kwargs["extra_body"] = extra
     return model, messages, kwargs, prefill
 
 
+def _prepare_transcript(call: ModelCall, context: BaseContext, deps: Deps):
+    model = deps.models.get_completion(call.role, context)
+    kwargs = deps.models.call_kwargs(call.role, context, TRANSCRIPT_STOPS[call.kind], call.max_tokens)
+    opening = OPENINGS[call.kind]
+    prompt = call.messages
+    if call.prefill is not None:
+        if not prompt.endswith(opening):
+            raise ValueError(f"a {call.kind} transcript prompt must end with {opening!r}")
+        prompt, opening = prompt[: len(prompt) - len(opening)] + call.prefill, call.prefill
+    if call.guide and context.structured and deps.models.serves(call.role):
+        kwargs["extra_body"] = {**(getattr(model, "extra_body", None) or {}),
+                                "structured_outputs": {"regex": call.guide}}
+    return model, prompt, kwargs, opening
+
+
 def _complete(message: Any, prefill: str | None) -> AIMessage:
-    """The whole answer: the prefill plus the continuation (unless the model wrote
-    the prefill again itself)."""
+    """The whole answer: the prefill (or the transcript's opening) plus the
+    continuation, unless the model wrote the prefill again itself."""
     ai = _as_ai(message)
     if prefill:
         text = str(ai.content or "")
@@ -114,6 +145,8 @@ def _run_sync(request: Any, context: BaseContext, deps: Deps) -> Any:
     if isinstance(request, ModelCall):
         model, messages, kwargs, prefill = _prepare(request, context, deps)
         try:
+            if request.transcript and isinstance(model, BaseLLM):
+                return _complete(completion_message(model.generate([messages], **kwargs)), prefill)
             return _complete(model.invoke(messages, **kwargs), prefill)
         except openai.BadRequestError as exc:
             if _is_context_error(exc):
@@ -130,12 +163,24 @@ async def _run_async(request: Any, context: BaseContext, deps: Deps) -> Any:
         # keep it off the event loop, which `langgraph dev` rightly refuses to block
         model, messages, kwargs, prefill = await asyncio.to_thread(_prepare, request, context, deps)
         try:
+            if request.transcript and isinstance(model, BaseLLM):
+                return _complete(completion_message(await model.agenerate([messages], **kwargs)), prefill)
+            # a chat model given a transcript (an injected test model) reads it as one user turn
             return _complete(await model.ainvoke(messages, **kwargs), prefill)
         except openai.BadRequestError as exc:
             if _is_context_error(exc):
                 return ContextOverflow(str(exc))
             raise
     raise TypeError(f"a node yielded {request!r}; expected ModelCall or Blocking")
+
+
+def completion_message(result: Any) -> AIMessage:
+    """A completions result (LangChain ``LLMResult``) as an AI message with usage."""
+    text = result.generations[0][0].text
+    usage = (result.llm_output or {}).get("token_usage") or {}
+    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    meta = {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion}
+    return AIMessage(content=text, usage_metadata=meta if usage else None)
 
 
 def _as_ai(message: Any) -> AIMessage:

@@ -35,6 +35,7 @@ class Backend:
     tool_library: Callable[[Any], dict[str, Any]] | None = None
     task_env: Callable[[Any, list[str]], Any] | None = None
     task_instance: Callable[..., Any] | None = None
+    task_examples: Callable[[Any, list[str]], list[dict]] | None = None
     _tasks: dict[tuple, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -70,6 +71,24 @@ class Backend:
         if FINISH in names:
             raise TaskSetupError("Finish is built in; do not list it among the tools")
         return [tool_spec(library[n]) for n in names]
+
+    def examples(self, task: Any, tool_names: list[str], source: str = "task") -> list[dict]:
+        """Worked examples for transcript prompts, made once per task and tool set:
+        from the task's seeds where it has usable ones (``source="task"``), else the
+        generic ones."""
+        if source == "generic":
+            from autoact.prompts.builders import default_examples
+
+            return default_examples(tool_names)
+        key = ("examples", id(task), tuple(tool_names))
+        with self._lock:
+            if key not in self._tasks:
+                if self.task_examples is None:
+                    from autoact.tools.worked_examples import task_examples
+
+                    self.task_examples = task_examples
+                self._tasks[key] = self.task_examples(task, tool_names)
+            return self._tasks[key]
 
     # ---- instances and environments ---------------------------------------------------------
     def instance(self, data: dict[str, Any] | None, question: str) -> Any:

@@ -23,7 +23,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer, Command
 
-from autoact.prompts import builders
+from autoact.prompts import builders, guides
 from autoact.prompts.builders import FINISH
 from autoact.settings import Settings
 
@@ -33,8 +33,10 @@ from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
     after_reflection,
+    agent_prompt,
     ask_reflection,
     ask_step,
+    choices_of,
     execute_logic,
     finalize_logic,
     finish,
@@ -46,8 +48,9 @@ from .nodes import (
     response_text,
     start_logic,
     task_and_tools,
+    tool_names,
 )
-from .parsing import ParsedStep, parse_argument, parse_plan, parse_subgoals
+from .parsing import ParsedStep, parse_argument, parse_bracketed_argument, parse_plan, parse_subgoals
 from .state import AgentState, InputState, OutputState
 
 #: Tokens allowed for a one-pass plan (several subgoal lines), at least.
@@ -76,14 +79,14 @@ def plan(state: dict, context: BaseContext, deps: Deps):
     if len(steps) >= context.max_steps:
         return halt("max_steps")
     task, tools = yield from task_and_tools(context, deps)
-    messages = builders.plan_messages(
-        task.description, tools, state["question"], steps, reflections, obs_chars=context.observation_chars
-    )
+    messages = yield from agent_prompt("plan", "plan", context, deps, task, tools, state["question"], steps, reflections)
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, "plan"):
         return halt("context")
     names = builders.action_names(tools)
-    parsed, usage = yield from ask_step(context, "plan", "plan", messages, usage, lambda t: parse_plan(t, names))
+    parsed, usage = yield from ask_step(
+        context, "plan", "plan", messages, usage, lambda t: parse_plan(t, names), guide=guides.plan_step(tool_names(tools))
+    )
     if parsed is None:
         return halt("context", {"usage": usage})
     if not parsed.ok:
@@ -99,9 +102,7 @@ def plan_all(state: dict, context: BaseContext, deps: Deps):
     if len(steps) >= context.max_steps:
         return halt("max_steps")
     task, tools = yield from task_and_tools(context, deps)
-    messages = builders.one_pass_plan_messages(
-        task.description, tools, state["question"], steps, reflections, obs_chars=context.observation_chars
-    )
+    messages = yield from agent_prompt("one_pass", "plan", context, deps, task, tools, state["question"], steps, reflections)
     usage = state.get("usage", {})
     budget = max(context.max_tokens or deps.models.settings.sampling_for("plan").max_tokens, ONE_PASS_MIN_TOKENS)
     if over_budget(messages, usage, context, deps, "plan", max_tokens=budget):
@@ -140,24 +141,21 @@ def tool(state: dict, context: BaseContext, deps: Deps):
         raise RuntimeError("tool reached without a pending action")
     task, tools = yield from task_and_tools(context, deps)
     steps, reflections = state.get("trajectory", []), state.get("reflections", [])
-    messages = builders.tool_messages(
-        task.description,
-        tools,
-        state["question"],
-        steps,
-        pending["thought"],
-        pending["action"],
-        reflections,
-        obs_chars=context.observation_chars,
+    messages = yield from agent_prompt(
+        "tool", "tool", context, deps, task, tools, state["question"], steps, reflections,
+        thought=pending["thought"], action=pending["action"],
     )
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, "tool"):
         return halt("context")
-    response = yield ModelCall("tool", "tool", messages)
+    # the guide ends with the closing bracket the transcript prompt opened
+    guide = guides.tool_argument(pending["action"], choices_of(state)) if isinstance(messages, str) else None
+    response = yield ModelCall("tool", "tool", messages, guide=guide)
     if isinstance(response, ContextOverflow):
         return halt("context")
     usage = record_usage(usage, "tool", response, prompt_chars(messages))
-    argument = parse_argument(response_text(response), pending["action"])
+    text = response_text(response)
+    argument = parse_bracketed_argument(text) if isinstance(messages, str) else parse_argument(text, pending["action"])
     if not argument:
         parsed = ParsedStep(pending["thought"], pending["action"], "", error="empty_argument")
         names = builders.action_names(tools)
@@ -175,13 +173,9 @@ def tool(state: dict, context: BaseContext, deps: Deps):
 def reflect(state: dict, context: BaseContext, deps: Deps):
     """The reflect agent judges the answer of the last Finish step."""
     task, tools = yield from task_and_tools(context, deps)
-    messages = builders.reflect_messages(
-        task.description,
-        tools,
-        state["question"],
-        state.get("trajectory", []),
+    messages = yield from agent_prompt(
+        "reflect", "reflect", context, deps, task, tools, state["question"], state.get("trajectory", []),
         state.get("reflections", []),
-        obs_chars=context.observation_chars,
     )
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, "reflect"):

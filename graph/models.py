@@ -83,6 +83,36 @@ class ModelResolver:
             self._cache[key] = model
         return model
 
+    def get_completion(self, role: str, context: BaseContext) -> Any:
+        """The completions client of a role (transcript prompts): the same served model
+        and sampling as :meth:`get`. An injected model serves both kinds of call."""
+        if role in self.injected or self.injected:
+            return self.get(role, context)
+        from autoact.models import completion_model
+
+        chat = self.get(role, context)  # resolves and checks the served model name
+        key = ("completion", role, chat.openai_api_base, chat.model_name, chat.temperature, chat.max_tokens, chat.seed)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        settings = self.settings.model_copy(update={"adapters": {**self.settings.adapters, role: chat.model_name}})
+        served = self.served(chat.openai_api_base)
+        model = completion_model(role, settings, chat.openai_api_base, served, temperature=chat.temperature,
+                                 max_tokens=chat.max_tokens, seed=chat.seed)
+        with self._lock:
+            self._cache[key] = model
+        return model
+
+    def model_name(self, role: str, context: BaseContext) -> str | None:
+        """The served model name a role's calls go to (None for an injected model
+        that names none)."""
+        return getattr(self.get(role, context), "model_name", None)
+
+    def serves(self, role: str) -> bool:
+        """Whether the role's calls reach a real server (structured outputs need vLLM;
+        injected test models ignore them)."""
+        return role not in self.injected
+
     def call_kwargs(self, role: str, context: BaseContext, stop: list[str], max_tokens: int | None) -> dict[str, Any]:
         """Per-call options: stop sequences always; a larger token budget on request."""
         kwargs: dict[str, Any] = {"stop": stop}

@@ -12,8 +12,9 @@ from typing import Any, Callable
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
-from autoact.prompts import builders
+from autoact.prompts import builders, guides, transcript
 from autoact.prompts.builders import FINISH
+from autoact.settings import BASE_MODEL_NAME
 
 from .context import BaseContext
 from .effects import Blocking, ContextOverflow, Deps, ModelCall
@@ -55,6 +56,50 @@ def task_and_tools(context: BaseContext, deps: Deps):
 
 def tool_names(tools: list[dict[str, str]]) -> list[str]:
     return [t["name"] for t in tools]
+
+
+# ---- prompts in the context's format ------------------------------------------------------------
+CHAT_BUILDERS = {
+    "react": builders.react_messages,
+    "plan": builders.plan_messages,
+    "tool": builders.tool_messages,
+    "reflect": builders.reflect_messages,
+    "one_pass": builders.one_pass_plan_messages,
+}
+TRANSCRIPT_BUILDERS = {
+    "react": transcript.react_prompt,
+    "plan": transcript.plan_prompt,
+    "tool": transcript.tool_prompt,
+    "reflect": transcript.reflect_prompt,
+    "one_pass": transcript.one_pass_prompt,
+}
+
+
+def shows_examples(context: BaseContext, deps: Deps, role: str):
+    """Whether the role's transcript prompt carries worked examples: by default only
+    for the base model (a fine-tuned adapter was trained on prompts without them)."""
+    if context.worked_examples != "auto":
+        return context.worked_examples == "always"
+    name = yield Blocking(lambda: deps.models.model_name(role, context))
+    return name in (None, BASE_MODEL_NAME)
+
+
+def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, task: Any, tools: list[dict[str, str]],
+                 question: str, history: list, reflections: list, **extra: Any):
+    """The prompt of one agent call: chat messages or a transcript, per the context."""
+    if context.prompt_format == "chat":
+        return CHAT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
+                                   obs_chars=context.observation_chars, **extra)
+    examples: list = []
+    if (yield from shows_examples(context, deps, role)):
+        examples = yield Blocking(lambda: deps.backend.examples(task, tool_names(tools), context.example_source))
+    return TRANSCRIPT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
+                                     examples=examples, obs_chars=context.observation_chars, **extra)
+
+
+def choices_of(state: dict) -> list[str] | None:
+    instance = state.get("instance") or {}
+    return list(instance.get("choices") or []) or None
 
 
 # ---- start / execute / finalize ----------------------------------------------------------------
@@ -136,7 +181,9 @@ def halt(reason: str, update: dict | None = None) -> Command:
 
 
 # ---- model calls: usage and budget -----------------------------------------------------------------
-def prompt_chars(messages: list[dict[str, str]]) -> int:
+def prompt_chars(messages: list[dict[str, str]] | str) -> int:
+    if isinstance(messages, str):
+        return len(messages)
     return sum(len(m["content"]) for m in messages)
 
 
@@ -157,7 +204,8 @@ def estimated_tokens(messages: list[dict[str, str]], usage: dict) -> int:
     chars = sum(u.get("prompt_chars", 0) for u in usage.values())
     tokens = sum(u.get("prompt_tokens", 0) for u in usage.values())
     per_token = chars / tokens if chars and tokens else DEFAULT_CHARS_PER_TOKEN
-    return int(prompt_chars(messages) / per_token) + TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+    wrapped = 0 if isinstance(messages, str) else TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+    return int(prompt_chars(messages) / per_token) + wrapped
 
 
 def over_budget(messages: list[dict[str, str]], usage: dict, context: BaseContext, deps: Deps, role: str,
@@ -171,13 +219,14 @@ def response_text(response: AIMessage) -> str:
     return message_text(response)
 
 
-def ask_step(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]], usage: dict,
-             parse: Callable[[str], ParsedStep], action_prefix: str = builders.ACTION):
+def ask_step(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]] | str, usage: dict,
+             parse: Callable[[str], ParsedStep], action_prefix: str = builders.ACTION, guide: str | None = None):
     """Ask for a ``Thought/Action`` step and parse it: (parsed or None on context
-    overflow, usage). Small models often stop after the thought; then the step is
-    asked again with ``Thought: <their thought>\nAction:`` already written, so they
-    only name the action (the text is still exactly the target format)."""
-    response = yield ModelCall(role, kind, messages)
+    overflow, usage). ``guide`` constrains the format on a vLLM server. Small models
+    often stop after the thought; then the step is asked again with ``Thought: <their
+    thought>\nAction:`` already written, so they only name the action (the text is
+    still exactly the target format)."""
+    response = yield ModelCall(role, kind, messages, guide=guide)
     if isinstance(response, ContextOverflow):
         return None, usage
     usage = record_usage(usage, role, response, prompt_chars(messages))
@@ -192,10 +241,10 @@ def ask_step(context: BaseContext, role: str, kind: str, messages: list[dict[str
     return parsed, usage
 
 
-def ask_reflection(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]], usage: dict):
+def ask_reflection(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]] | str, usage: dict):
     """Ask for ``Thought/Action: Reflect[...]``: (thought, verdict or None, usage). A
     reflection that stops after its thought is completed from ``Action: Reflect[``."""
-    response = yield ModelCall(role, kind, messages)
+    response = yield ModelCall(role, kind, messages, guide=guides.reflection())
     if isinstance(response, ContextOverflow):
         return "", None, usage
     usage = record_usage(usage, role, response, prompt_chars(messages))

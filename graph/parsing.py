@@ -160,6 +160,13 @@ def parse_argument(text: str, action: str) -> str:
     return ""
 
 
+def parse_bracketed_argument(text: str) -> str:
+    """The tool agent's transcript answer: the text after the prompt's ``Name[`` up
+    to the closing bracket (generation stops there) on the first line. May be empty."""
+    text = (text or "")[1:] if (text or "").startswith("[") else (text or "")
+    return _clean_argument(text.split("\n", 1)[0].partition("]")[0])
+
+
 def parse_reflection(text: str) -> tuple[str, str | None]:
     """(thought, verdict) of ``Thought: …`` ``Action: Reflect[right|wrong]``; verdict None
     when none can be read. ``correct``/``incorrect`` count as right/wrong."""
@@ -211,6 +218,7 @@ __all__ = [
     "ParsedStep",
     "canonical_action",
     "parse_argument",
+    "parse_bracketed_argument",
     "parse_plan",
     "parse_react",
     "parse_reflection",

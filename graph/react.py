@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer, Command
 
-from autoact.prompts import builders
+from autoact.prompts import builders, guides
 from autoact.prompts.builders import FINISH
 from autoact.settings import Settings
 
@@ -29,8 +29,10 @@ from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
     after_reflection,
+    agent_prompt,
     ask_reflection,
     ask_step,
+    choices_of,
     execute_logic,
     finalize_logic,
     finish,
@@ -39,6 +41,7 @@ from .nodes import (
     over_budget,
     start_logic,
     task_and_tools,
+    tool_names,
 )
 from .parsing import ParsedStep, parse_react
 from .state import AgentState, InputState, OutputState
@@ -54,14 +57,15 @@ def act(state: dict, context: BaseContext, deps: Deps):
     if len(steps) >= context.max_steps:
         return halt("max_steps")
     task, tools = yield from task_and_tools(context, deps)
-    messages = builders.react_messages(
-        task.description, tools, state["question"], steps, reflections, obs_chars=context.observation_chars
-    )
+    messages = yield from agent_prompt("react", ROLE, context, deps, task, tools, state["question"], steps, reflections)
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):
         return halt("context")
     names = builders.action_names(tools)
-    parsed, usage = yield from ask_step(context, ROLE, "react", messages, usage, lambda t: parse_react(t, names))
+    guide = guides.react_step(tool_names(tools), choices_of(state))
+    parsed, usage = yield from ask_step(
+        context, ROLE, "react", messages, usage, lambda t: parse_react(t, names), guide=guide
+    )
     if parsed is None:
         return halt("context", {"usage": usage})
     if parsed.ok and not parsed.argument:
@@ -78,14 +82,9 @@ def act(state: dict, context: BaseContext, deps: Deps):
 
 def reflect(state: dict, context: BaseContext, deps: Deps):
     task, tools = yield from task_and_tools(context, deps)
-    messages = builders.react_messages(
-        task.description,
-        tools,
-        state["question"],
-        state.get("trajectory", []),
-        state.get("reflections", []),
-        reflect=True,
-        obs_chars=context.observation_chars,
+    messages = yield from agent_prompt(
+        "react", ROLE, context, deps, task, tools, state["question"], state.get("trajectory", []),
+        state.get("reflections", []), reflect=True,
     )
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):

@@ -251,6 +251,21 @@ def select_example(tool_names: Iterable[str]) -> dict:
     return best
 
 
+def default_examples(tool_names: Iterable[str], limit: int = 2) -> list[dict]:
+    """Worked examples for a transcript prompt when the task gives none: the best
+    fitting multi-hop example, then the best one-hop one (closest to the question,
+    since most questions of a task are usually the short kind). An example fits when
+    all its tools are selected; more tools used is better, file order breaks ties."""
+    selected = set(tool_names)
+    fitting = [e for e in examples() if set(e.get("tools") or []) <= selected]
+    chosen = []
+    for shape in ("multi-hop", "one-hop"):
+        candidates = [e for e in fitting if e.get("shape", "one-hop") == shape]
+        if candidates:
+            chosen.append(max(candidates, key=lambda e: len(e.get("tools") or [])))
+    return chosen[-limit:] if limit else []
+
+
 def _example_step_index(example: dict, key: str) -> int:
     steps = example["steps"]
     return min(int(example.get(key, 1)), len(steps) - 1)

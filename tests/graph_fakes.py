@@ -167,4 +167,6 @@ def fake_backend(task: FakeTask | None = None) -> Backend:
 
 QUESTION = "Which river runs through the city of the Eiffel Tower?"
 GOLD = {"id": "q1", "question": QUESTION, "answer": "Seine"}
-CONTEXT = {"task": "fake", "max_steps": 8}
+#: The earlier chat format: these graph tests check its prompts message by message
+#: (the transcript format has its own tests in test_graph_transcript.py).
+CONTEXT = {"task": "fake", "max_steps": 8, "prompt_format": "chat"}

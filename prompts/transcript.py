@@ -1,0 +1,293 @@
+"""Prompts as plain-text transcripts that the model continues (``/v1/completions``).
+
+The default prompt format. Each agent's prompt is one text: a short header (the
+agent's job, the task, the actions), optionally worked examples as whole episodes,
+then the episode so far as ``Question:`` / ``Thought:`` / ``Action:`` /
+``Observation:`` lines, ending with the opening of the line the agent writes:
+
+=========  ==========================  ===================================
+agent      prompt ends with            the agent writes (training target)
+=========  ==========================  ===================================
+react      ``Thought:``                `` t\\nAction: Name[argument]``
+plan       ``Thought:``                `` t\\nAction: Name``
+tool       ``Thought: t\\nAction: Name[``  ``argument]``
+reflect    ``Thought:`` (after Finish)  `` r\\nAction: Reflect[right|wrong]``
+one_pass   ``Subgoal 1:``              the rest of the plan
+=========  ==========================  ===================================
+
+So plan and tool together write exactly the step the single agent writes, and a
+trained sub-agent continues the same text it was trained on (the masking code
+tokenises prompt and target separately, as vLLM sees them). Measured on the demo
+task with Qwen2.5-Coder 0.5B, this format let the meta-agent extract answers from
+observations where chat turns did not (see README, "What each change contributed").
+
+Worked examples are shown to the base model (the meta-agent and the no-finetune
+ablation); fine-tuned adapters get none (``examples=()``): they learned the format,
+and shorter prompts train faster.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from autoact.prompts.builders import (
+    ACTION,
+    AGENTS,
+    DEFAULT_OBS_CHARS,
+    FINISH,
+    QUESTION,
+    REFLECT,
+    THOUGHT,
+    PromptError,
+    _check_step,
+    _fill,
+    _reflections_before,
+    action_names,
+    format_action,
+    fragment,
+    one_line,
+    reflection_target,
+    render_history,
+    render_tools,
+    subgoal_lines,
+)
+
+#: What each kind's prompt ends with: the start of the line the model writes.
+OPENINGS: dict[str, str] = {
+    "react": THOUGHT,
+    "plan": THOUGHT,
+    "reflect": THOUGHT,
+    "tool": "[",
+    "one_pass": "Subgoal 1:",
+}
+
+#: Stop sequences per kind (the model must not write an observation or a new question;
+#: the plan agent stops before the argument, the tool agent after it).
+STOPS: dict[str, list[str]] = {
+    "react": ["\nObservation", "\nQuestion:"],
+    "plan": ["[", "\nObservation", "\nQuestion:"],
+    "tool": ["]", "\n"],
+    "reflect": ["\nObservation", "\nQuestion:", "\nThought:"],
+    "one_pass": ["\nObservation", "\nQuestion:", "\n\n"],
+}
+
+Example = Mapping[str, Any]
+
+
+# ---- pieces ---------------------------------------------------------------------------
+def episode_text(example: Example, *, reflection: bool = False, obs_chars: int = DEFAULT_OBS_CHARS) -> str:
+    """A worked example as a whole transcript, up to Finish (and its reflection)."""
+    reflections = [example["reflection"]] if reflection and example.get("reflection") else []
+    return f"{QUESTION} {one_line(example['question'])}\n" + render_history(
+        example["steps"], reflections, obs_chars=obs_chars
+    )
+
+
+def _header(name: str, task_description: str, tools: Sequence[Any], examples: Sequence[Example],
+            reflection: bool = False) -> str:
+    text = _fill(name, task_description=one_line(task_description), tools=render_tools(tools)).strip()
+    shown = [episode_text(e, reflection=reflection) for e in examples]
+    return "\n\n".join([text, *shown])
+
+
+def _episode(question: str, history: Sequence[Mapping[str, Any]], reflections: Sequence[Mapping[str, Any]],
+             obs_chars: int) -> str:
+    lines = [f"{QUESTION} {one_line(question)}"]
+    rendered = render_history(history, reflections, obs_chars=obs_chars)
+    if rendered:
+        lines.append(rendered)
+    return "\n".join(lines)
+
+
+def _needs_finish(history: Sequence[Mapping[str, Any]]) -> None:
+    if not history or history[-1]["action"] != FINISH:
+        raise PromptError("a reflection prompt needs a history that ends with Finish")
+
+
+# ---- the agents' prompts ----------------------------------------------------------------
+def react_prompt(
+    task_description: str,
+    tools: Sequence[Any],
+    question: str,
+    history: Sequence[Mapping[str, Any]] = (),
+    reflections: Sequence[Mapping[str, Any]] = (),
+    *,
+    reflect: bool = False,
+    examples: Sequence[Example] = (),
+    obs_chars: int = DEFAULT_OBS_CHARS,
+) -> str:
+    """The single agent's next step, or (``reflect=True``, after Finish) its reflection."""
+    episode = _episode(question, history, reflections, obs_chars)
+    if reflect:
+        _needs_finish(history)
+        episode += "\n" + fragment("react_reflect_instruction")
+    header = _header("transcript_react", task_description, tools, examples)
+    return f"{header}\n\n{episode}\n{OPENINGS['react']}"
+
+
+def plan_prompt(
+    task_description: str,
+    tools: Sequence[Any],
+    question: str,
+    history: Sequence[Mapping[str, Any]] = (),
+    reflections: Sequence[Mapping[str, Any]] = (),
+    *,
+    examples: Sequence[Example] = (),
+    obs_chars: int = DEFAULT_OBS_CHARS,
+) -> str:
+    """The plan agent: the next thought and the next action's name."""
+    header = _header("transcript_plan", task_description, tools, examples)
+    return f"{header}\n\n{_episode(question, history, reflections, obs_chars)}\n{OPENINGS['plan']}"
+
+
+def tool_prompt(
+    task_description: str,
+    tools: Sequence[Any],
+    question: str,
+    history: Sequence[Mapping[str, Any]],
+    thought: str,
+    action: str,
+    reflections: Sequence[Mapping[str, Any]] = (),
+    *,
+    examples: Sequence[Example] = (),
+    obs_chars: int = DEFAULT_OBS_CHARS,
+) -> str:
+    """The tool agent: the argument of ``action`` (for Finish: the answer), then ``]``."""
+    if action not in action_names(tools):
+        raise PromptError(f"tool_prompt: {action!r} is not one of {action_names(tools)}")
+    header = _header("transcript_tool", task_description, tools, examples)
+    episode = _episode(question, history, reflections, obs_chars)
+    return f"{header}\n\n{episode}\n{THOUGHT} {one_line(thought)}\n{ACTION} {action}{OPENINGS['tool']}"
+
+
+def reflect_prompt(
+    task_description: str,
+    tools: Sequence[Any],
+    question: str,
+    history: Sequence[Mapping[str, Any]],
+    reflections: Sequence[Mapping[str, Any]] = (),
+    *,
+    examples: Sequence[Example] = (),
+    obs_chars: int = DEFAULT_OBS_CHARS,
+) -> str:
+    """The reflect agent: judges the answer of the Finish step that ends ``history``."""
+    _needs_finish(history)
+    header = _header("transcript_reflect", task_description, tools, examples, reflection=True)
+    return f"{header}\n\n{_episode(question, history, reflections, obs_chars)}\n{OPENINGS['reflect']}"
+
+
+def one_pass_prompt(
+    task_description: str,
+    tools: Sequence[Any],
+    question: str,
+    history: Sequence[Mapping[str, Any]] = (),
+    reflections: Sequence[Mapping[str, Any]] = (),
+    *,
+    examples: Sequence[Example] = (),
+    obs_chars: int = DEFAULT_OBS_CHARS,
+) -> str:
+    """The plan agent in one-pass mode: every subgoal at once (after ``Reflect[wrong]``
+    a new plan for the rest, seeing the episode so far)."""
+    header = _fill("transcript_one_pass", task_description=one_line(task_description), tools=render_tools(tools)).strip()
+    shown = [
+        f"{QUESTION} {one_line(e['question'])}\n"
+        + subgoal_lines([{"thought": s.get("subgoal", s["thought"]), "action": s["action"]} for s in e["steps"]])
+        for e in examples
+    ]
+    episode = _episode(question, history, reflections, obs_chars)
+    if history:
+        episode += "\n" + fragment("one_pass_replan_instruction")
+    return "\n\n".join([header, *shown, episode]) + "\n" + OPENINGS["one_pass"]
+
+
+# ---- targets ------------------------------------------------------------------------------
+def continuation(kind: str, text: str) -> str:
+    """What the model wrote after the opening, given the whole answer (opening included)."""
+    opening = OPENINGS[kind]
+    return text[len(opening):] if text.startswith(opening) else text
+
+
+def plan_completion(thought: str, action: str) -> str:
+    return f" {one_line(thought)}\n{ACTION} {action}"
+
+
+def react_completion(step: Mapping[str, Any]) -> str:
+    return f" {one_line(step['thought'])}\n{ACTION} {format_action(step['action'], one_line(step['argument']))}"
+
+
+def tool_completion(argument: str) -> str:
+    return f"{one_line(argument)}]"
+
+
+def reflect_completion(reflection: Mapping[str, Any]) -> str:
+    return continuation("reflect", reflection_target(reflection))
+
+
+# ---- trajectory -> training records ------------------------------------------------------
+def training_records(
+    trajectory: Sequence[Mapping[str, Any]],
+    task_description: str,
+    tools: Sequence[Any],
+    question: str,
+    reflections: Sequence[Mapping[str, Any]] = (),
+    *,
+    record_id: str = "trajectory",
+    agents: Sequence[str] = AGENTS,
+    obs_chars: int = DEFAULT_OBS_CHARS,
+) -> dict[str, list[dict]]:
+    """Cut a finished trajectory into completion records, one list per agent.
+
+    A record is ``{"id", "agent", "format": "transcript", "prompt", "completion"}``:
+    ``prompt`` is exactly the text the graph sends at inference to a fine-tuned agent
+    (no worked examples), ``completion`` what that agent should write. Agents: plan,
+    tool, reflect, and ``react`` (one agent doing everything, for the one-agent
+    ablation). Steps the graph recorded as invalid stay in the history of later
+    records but give no record of their own.
+    """
+    unknown = set(agents) - {"plan", "tool", "reflect", "react"}
+    if unknown:
+        raise PromptError(f"unknown agents {sorted(unknown)} for transcript records")
+    steps = list(trajectory)
+    for step in steps:
+        _check_step(step)
+    valid = set(action_names(tools))
+    finishes = [i for i, s in enumerate(steps) if s["action"] == FINISH]
+    if len(reflections) > len(finishes):
+        raise PromptError(f"{len(reflections)} reflections but only {len(finishes)} Finish steps")
+    out: dict[str, list[dict]] = {agent: [] for agent in agents}
+
+    def add(agent: str, index: int, prompt: str, completion: str) -> None:
+        out[agent].append({"id": f"{record_id}/{agent}/{index}", "agent": agent, "format": "transcript",
+                           "prompt": prompt, "completion": completion})
+
+    for i, step in enumerate(steps):
+        if step["action"] not in valid:
+            continue
+        history, before = steps[:i], _reflections_before(steps[:i], reflections)
+        has_argument = bool(one_line(step["argument"]))
+        if "plan" in out:
+            prompt = plan_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
+            add("plan", i, prompt, plan_completion(step["thought"], step["action"]))
+        if "tool" in out and has_argument:
+            prompt = tool_prompt(task_description, tools, question, history, step["thought"], step["action"], before,
+                                 obs_chars=obs_chars)
+            add("tool", i, prompt, tool_completion(step["argument"]))
+        if "react" in out and has_argument:
+            prompt = react_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
+            add("react", i, prompt, react_completion(step))
+
+    for j, (reflection, f) in enumerate(zip(reflections, finishes)):
+        history, before = steps[: f + 1], list(reflections[:j])
+        if "reflect" in out:
+            prompt = reflect_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
+            add("reflect", j, prompt, reflect_completion(reflection))
+        if "react" in out:
+            prompt = react_prompt(task_description, tools, question, history, before, reflect=True, obs_chars=obs_chars)
+            add("react", len(steps) + j, prompt, reflect_completion(reflection))
+    return out
+
+
+__all__ = [
+    "OPENINGS", "STOPS", "continuation", "episode_text", "one_pass_prompt", "plan_prompt", "react_prompt",
+    "reflect_prompt", "tool_prompt", "training_records",
+]

@@ -1,0 +1,76 @@
+"""The graphs in the transcript format (the default): one text per call, continued by the model."""
+
+from __future__ import annotations
+
+from langchain_core.messages import HumanMessage
+
+from autoact.graph.group import build_group_graph
+from autoact.graph.react import build_react_graph
+from autoact.prompts import transcript
+from autoact.prompts.builders import default_examples
+
+from graph_fakes import GOLD, QUESTION, TOOLS, FakeTask, fake_backend, scripted
+
+CONTEXT = {"task": "fake", "max_steps": 8}  # prompt_format defaults to transcript
+
+
+def _sent(model) -> list[str]:
+    """The transcript prompts a scripted model received (one user turn each)."""
+    assert all(len(call) == 1 and call[0].type == "human" for call in model.calls)
+    return [call[0].content for call in model.calls]
+
+
+def test_react_episode_in_transcript_prompts():
+    meta = scripted(
+        " I need the tower's city.\nAction: Retrieve[Eiffel Tower]",
+        " The tower is in Paris. I look for the river.\nAction: Lookup[river]",
+        " It is the Seine.\nAction: Finish[Seine]",
+        " The observation names the Seine.\nAction: Reflect[right]",
+    )
+    graph = build_react_graph({"meta": meta}, backend=fake_backend())
+    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=CONTEXT)
+    assert state["answer"] == "Seine" and state["reward"] == 1.0 and state["halt_reason"] == "finish"
+    assert [s["thought"] for s in state["trajectory"]][0] == "I need the tower's city."
+    assert state["reflections"] == [{"thought": "The observation names the Seine.", "verdict": "right"}]
+    prompts = _sent(meta)
+    assert all(p.endswith("\nThought:") for p in prompts)
+    # the base model sees the generic worked examples (the fake task has no seeds)
+    for example in default_examples(["Retrieve", "Lookup"]):
+        assert transcript.episode_text(example) in prompts[0]
+    assert prompts[1].endswith("Action: Retrieve[Eiffel Tower]\nObservation: The Eiffel Tower is a lattice tower "
+                               "in Paris.\nThought:")
+    # no structured-output request reaches an injected model
+    assert all("extra_body" not in kw for kw in meta.call_kwargs)
+
+
+def test_group_prompts_sent_equal_the_training_records():
+    plan = scripted(
+        " I need the tower's city.\nAction: Retrieve",
+        " Paris lies on a river.\nAction: Lookup",
+        " It is the Seine.\nAction: Finish",
+    )
+    tool = scripted("Eiffel Tower]", "river]", "Seine]")
+    reflect = scripted(" The observation names the Seine.\nAction: Reflect[right]")
+    graph = build_group_graph({"plan": plan, "tool": tool, "reflect": reflect}, backend=fake_backend())
+    context = {**CONTEXT, "worked_examples": "never"}  # the prompts a fine-tuned adapter sees
+    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=context)
+    assert state["answer"] == "Seine" and state["reward"] == 1.0
+    assert [s["argument"] for s in state["trajectory"]] == ["Eiffel Tower", "river", "Seine"]
+    specs = [{"name": n, "description": TOOLS[n].description, "usage": TOOLS[n].metadata["usage"]}
+             for n in ("Retrieve", "Lookup")]
+    records = transcript.training_records(state["trajectory"], FakeTask.description, specs, QUESTION,
+                                          state["reflections"])
+    assert _sent(plan) == [r["prompt"] for r in records["plan"]]
+    assert _sent(tool) == [r["prompt"] for r in records["tool"]]
+    assert _sent(reflect) == [r["prompt"] for r in records["reflect"]]
+    assert [r["completion"] for r in records["tool"]] == ["Eiffel Tower]", "river]", "Seine]"]
+
+
+def test_tool_answer_without_its_closing_bracket_is_read():
+    plan = scripted(" It is the Seine.\nAction: Finish")
+    tool = scripted("Seine")  # the server stops at "]" and drops it
+    reflect = scripted(" Supported.\nAction: Reflect[right]")
+    graph = build_group_graph({"plan": plan, "tool": tool, "reflect": reflect}, backend=fake_backend())
+    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=CONTEXT)
+    assert state["answer"] == "Seine"
+    assert _sent(tool)[0].endswith("Thought: It is the Seine.\nAction: Finish[")
