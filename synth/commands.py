@@ -24,6 +24,12 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         data=args.data,
         corpus=args.corpus,
         instances="task" if args.task_questions else "self-instruct",
+        train_data=args.train_data,
+        sample_temperature=args.sample_temperature,
+        prompt_format=args.prompt_format,
+        structured=not args.no_structured,
+        example_source=args.examples,
+        tool_trials=not args.no_tool_trials,
         self_instruct=SelfInstructConfig(
             n=args.n, k=args.k, grounded=args.grounded, max_fruitless_rounds=args.max_fruitless_rounds
         ),
@@ -62,9 +68,20 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
     p.add_argument("--grounded", action="store_true", help="ground self-instruct in corpus paragraphs")
     p.add_argument("--task-questions", action="store_true",
                    help="solve the task's own training questions instead of self-instructed ones")
+    p.add_argument("--train-data", help="with --task-questions: a separate file of training questions "
+                   "(for data without a training split)")
     p.add_argument("--max-fruitless-rounds", type=int, default=8)
     p.add_argument("--samples", type=int, default=1,
-                   help="trajectories per instance: the first greedy, the rest sampled at temperature 0.7")
+                   help="trajectories per instance: the first greedy, the rest sampled at --sample-temperature")
+    p.add_argument("--sample-temperature", type=float, default=0.9, help="temperature of the extra samples (0.9)")
+    p.add_argument("--prompt-format", choices=("transcript", "chat"), default="transcript",
+                   help="the meta-agent's and the trained agents' prompt format (default transcript)")
+    p.add_argument("--no-structured", action="store_true",
+                   help="do not constrain action names, verdicts and choices with vLLM structured outputs")
+    p.add_argument("--examples", choices=("task", "generic"), default="task",
+                   help="worked examples in the meta-agent's prompt: built from the task's seeds, or generic")
+    p.add_argument("--no-tool-trials", action="store_true",
+                   help="take the meta-agent's tool choice without trying it on the seeds")
     p.add_argument("--rationalize", action="store_true",
                    help="retry unsolved instances with the answer as a hint (STaR rationalization); "
                         "kept only if the filter accepts them, trained without the hint")

@@ -1,8 +1,9 @@
 """Differentiate: cut kept trajectories into training records per sub-agent.
 
-The records' prompts are made by :func:`autoact.prompts.builders.training_records`,
-the same builders the group-planning graph calls at inference, so training and
-inference prompts cannot drift apart. Output: ``RUN/data/{plan,tool,reflect}.jsonl``
+The records' prompts are made by ``training_records`` of
+:mod:`autoact.prompts.transcript` (or, for the chat format, of
+:mod:`autoact.prompts.builders`): the same builders the group-planning graph calls
+at inference, so training and inference prompts cannot drift apart. Output: ``RUN/data/{plan,tool,reflect}.jsonl``
 (and ``react.jsonl`` for the one-model ablation).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from autoact.prompts.builders import training_records
+from autoact.prompts import builders, transcript
 from autoact.synth.journal import write_jsonl
 
 AGENTS = ("plan", "tool", "reflect")
@@ -23,11 +24,16 @@ def differentiate(
     tools: Sequence[Any],
     out_dir: Path,
     agents: Sequence[str] = AGENTS,
+    prompt_format: str = "transcript",
 ) -> dict[str, int]:
-    """Write one JSONL per agent; returns record counts per agent."""
+    """Write one JSONL per agent; returns record counts per agent. ``prompt_format``
+    is the format the graphs will use with the trained adapters (transcript or chat)."""
+    if prompt_format not in ("transcript", "chat"):
+        raise ValueError(f"unknown prompt format {prompt_format!r}; use transcript or chat")
+    cut = transcript.training_records if prompt_format == "transcript" else builders.training_records
     per_agent: dict[str, list[dict]] = {agent: [] for agent in agents}
     for record in kept:
-        records = training_records(
+        records = cut(
             record["trajectory"],
             task_description,
             tools,

@@ -1,10 +1,16 @@
 """Filter: keep the trajectories that earned full reward, up to a cap.
 
 A kept trajectory must have full reward (exact for multiple choice, F1 = 1 for open
-QA; ``min_reward`` can relax this, e.g. for a model too small to reach it)
-and, for a rationalized (hinted) episode, an answer that a tool observation shows and, where the agent reflected, a last verdict of ``right`` — a correct answer
-that the agent itself judged wrong would teach the reflect agent the wrong label.
-Every dropped trajectory is counted by reason.
+QA; ``min_reward`` can relax this, e.g. for a model too small to reach it) and,
+where the agent reflected, a last verdict of ``right`` (a correct answer that the
+agent itself judged wrong would teach the reflect agent the wrong label).
+
+A rationalized (hinted) episode was shown the answer, so its reward proves nothing:
+it is kept only if an *information* tool (one whose observation comes from the
+world, see ``autoact.tools.library``) showed the answer in its observation, and the
+agent did not put the answer into that tool's argument. Typing the answer into a
+calculator (``Calculator[1802]`` -> ``1802``) or searching for it by name is not
+finding it. Every dropped trajectory is counted by reason.
 """
 
 from __future__ import annotations
@@ -12,18 +18,31 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
-from autoact.eval.metrics import normalize_answer
+from autoact.eval.metrics import normalize_answer_lenient as normalize
+from autoact.tools.library import INFORMATION_TOOLS
 
 FULL_REWARD = 1.0
 
 
-def answer_in_observations(record: dict[str, Any]) -> bool:
-    """Whether a tool observation of the episode contains the final answer."""
-    answer = normalize_answer(record.get("answer") or "")
-    observations = " ".join(
-        normalize_answer(s.get("observation") or "") for s in record.get("trajectory") or [] if s.get("action") != "Finish"
-    )
-    return bool(answer) and f" {answer} " in f" {observations} "
+def _contains(haystack: str, needle: str) -> bool:
+    return bool(needle) and f" {needle} " in f" {haystack} "
+
+
+def answer_found_by_information(record: dict[str, Any], information_tools: Iterable[str] = INFORMATION_TOOLS) -> bool:
+    """Whether an information tool's observation showed the final answer to an agent
+    that had not written the answer into that tool's argument."""
+    answer = normalize(record.get("answer") or "")
+    if not answer:
+        return False
+    tools = set(information_tools)
+    for step in record.get("trajectory") or []:
+        if step.get("action") not in tools:
+            continue
+        if _contains(normalize(step.get("argument") or ""), answer):
+            continue
+        if _contains(normalize(step.get("observation") or ""), answer):
+            return True
+    return False
 
 
 def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str | None:
@@ -40,8 +59,8 @@ def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str 
         return "no Finish step"
     # A hinted episode must have found its answer with a tool: trained without the
     # hint, an answer that appears from nowhere would teach the agents to guess.
-    if record.get("origin") == "rationalized" and not answer_in_observations(record):
-        return "hinted answer not found by a tool"
+    if record.get("origin") == "rationalized" and not answer_found_by_information(record):
+        return "hinted answer not found by an information tool"
     return None
 
 

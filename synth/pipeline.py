@@ -44,27 +44,57 @@ class SynthesisConfig:
     data: str | None = None
     corpus: str | None = None
     instances: str = "self-instruct"  # or "task": the task's own training questions
+    train_data: str | None = None  # with instances="task": a separate file of training questions
     self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
     max_steps: int = 6
     max_reflections: int = 1
     max_kept: int | None = 200
     concurrency: int = 8
     samples: int = 1  # trajectories per instance (sample 0 greedy, the rest at temperature)
-    sample_temperature: float = 0.7
+    sample_temperature: float = 0.9  # the paper synthesizes at 0.9
+    greedy_first: bool = True  # sample 0 greedy (False: every sample at sample_temperature, as the paper)
     tools: list[str] | None = None  # a fixed tool set instead of the meta-agent's choice
     limit: int | None = None  # solve only the first N instances
-    rationalize: bool = False  # STaR: retry unsolved instances with the answer as a hint
+    rationalize: bool = False  # STaR: retry unsolved instances with the answer as a hint (not AutoAct: an ablation)
     min_reward: float = 1.0  # the filter's threshold (the method keeps full reward only)
+    prompt_format: str = "transcript"  # transcript or chat: the meta-agent's and the trained agents' prompts
+    structured: bool = True  # vLLM structured outputs for action names, verdicts, choices
+    tool_trials: bool = True  # try the meta-agent's tool choice on the seeds against the task's defaults
+    example_source: str = "task"  # worked examples in the meta-agent's prompt: from the seeds, or generic
 
 
 def task_for(config: SynthesisConfig) -> Task:
     return load_task(config.task, config.data, config.corpus)
 
 
+class SplitError(ValueError):
+    """Training questions asked for where the data has no training split."""
+
+
+def training_questions(task: Task, config: SynthesisConfig) -> list[TaskInstance]:
+    """The task's own training questions (``--task-questions``): its ``train`` split,
+    or every question of a separate ``--train-data`` file. Data without a training
+    split is refused: its questions are the evaluation questions (HotpotQA files
+    carry no split), and training on them would score the test set on itself."""
+    if config.train_data:
+        train = load_task(config.task, config.train_data, config.corpus)
+        chosen = [i for i in train.instances if i.meta.get("split") in (None, "train")]
+        evaluation = {i.id for i in task.evaluation_questions()}
+        chosen = [i for i in chosen if i.id not in evaluation]
+    else:
+        chosen = task.split("train")
+        if not chosen:
+            raise SplitError(
+                f"--task-questions: the {task.name} data has no training split (no question is marked "
+                "split=train), so its questions are the evaluation questions; give a separate file of training "
+                "questions with --train-data, or self-instruct instead"
+            )
+    return [i for i in chosen if i.has_gold]
+
+
 def instances_for(task: Task, config: SynthesisConfig, run_dir: Path) -> list[TaskInstance]:
     if config.instances == "task":
-        chosen = task.split("train") or [i for i in task.instances if i.meta.get("split") != "test"]
-        return [i for i in chosen if i.has_gold]
+        return training_questions(task, config)
     return load_instances(run_dir)
 
 
@@ -105,9 +135,31 @@ async def run_synthesis(
         reports["self-instruct"] = await stage.run(config.concurrency)
         update_manifest(run_dir, settings, config, task, "self-instruct", reports["self-instruct"])
 
+    if graph is None and ("tools" in stages or "trajectories" in stages):
+        from autoact.graph.react import build_react_graph
+
+        graph = build_react_graph(settings=settings)
+
+    def meta_context(tools: list[str]) -> dict[str, Any]:
+        return {
+            "base_url": base_url,
+            "task": config.task,
+            "data": config.data,
+            "corpus": config.corpus,
+            "tools": tools,
+            "max_steps": config.max_steps,
+            "reflect": True,
+            "max_reflections": config.max_reflections,
+            "temperature": 0.0,
+            "prompt_format": config.prompt_format,
+            "structured": config.structured,
+            "example_source": config.example_source,
+        }
+
     if "tools" in stages:
         meta = chat_model("meta", settings, base_url, temperature=0.0, max_tokens=48, stop=["\n\n"])
-        reports["tools"] = await select_tools(task, meta, run_dir, seed=settings.seed, fixed=config.tools)
+        trial = seed_trial(task, graph, meta_context, config.concurrency) if config.tool_trials else None
+        reports["tools"] = await select_tools(task, meta, run_dir, seed=settings.seed, fixed=config.tools, trial=trial)
         update_manifest(run_dir, settings, config, task, "tools", reports["tools"])
 
     selected = selected_tools(run_dir, task)
@@ -115,24 +167,10 @@ async def run_synthesis(
         instances = instances_for(task, config, run_dir)[: config.limit]
         if not instances:
             raise RuntimeError(f"no instances to solve in {run_dir}: run the self-instruct stage first")
-        if graph is None:
-            from autoact.graph.react import build_react_graph
-
-            graph = build_react_graph(settings=settings)
-        context = {
-            "base_url": base_url,
-            "task": config.task,
-            "data": config.data,
-            "corpus": config.corpus,
-            "tools": selected,
-            "max_steps": config.max_steps,
-            "reflect": True,
-            "max_reflections": config.max_reflections,
-            "temperature": 0.0,
-        }
+        context = meta_context(selected)
         reports["trajectories"] = await synthesize_trajectories(
             instances, graph, context, run_dir, config.concurrency, config.samples, config.sample_temperature,
-            config.rationalize,
+            config.rationalize, config.greedy_first,
         )
         update_manifest(run_dir, settings, config, task, "trajectories", reports["trajectories"])
 
@@ -148,9 +186,35 @@ async def run_synthesis(
         kept = Journal(run_dir / KEPT_FILE).records if (run_dir / KEPT_FILE).is_file() else []
         library = tool_library(task)
         tools = [library[name] for name in selected if name in library]
-        reports["differentiate"] = differentiate(kept, task.description, tools, run_dir / "data")
+        reports["differentiate"] = differentiate(
+            kept, task.description, tools, run_dir / "data", prompt_format=config.prompt_format
+        )
         update_manifest(run_dir, settings, config, task, "differentiate", reports["differentiate"])
     return reports
+
+
+def seed_trial(task: Task, graph: Any, meta_context: Any, concurrency: int):
+    """A tool-selection trial: the meta-agent solves the task's seed questions
+    (greedy, no reflection) with a given tool set. Its prompt shows the generic
+    worked examples, not those built from the seeds (they would show the answers)."""
+    from langchain_core.messages import HumanMessage
+
+    async def trial(tools: list[str]) -> tuple[int, list[dict]]:
+        context = {**meta_context(tools), "reflect": False, "example_source": "generic"}
+        limit = asyncio.Semaphore(max(1, concurrency))
+
+        async def solve(seed: TaskInstance) -> dict:
+            async with limit:
+                state = await graph.ainvoke(
+                    {"messages": [HumanMessage(seed.question)], "instance": seed.to_dict()}, context=context
+                )
+            return {"id": seed.id, "answer": state.get("answer"), "reward": state.get("reward"),
+                    "steps": [f"{s['action']}[{s['argument']}]" for s in state.get("trajectory") or []]}
+
+        details = await asyncio.gather(*(solve(seed) for seed in task.seeds if seed.has_gold))
+        return sum(1 for d in details if (d["reward"] or 0) >= 1.0), list(details)
+
+    return trial
 
 
 def selected_tools(run_dir: Path, task: Task) -> list[str]:

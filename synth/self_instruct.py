@@ -19,10 +19,10 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from autoact.concurrency import Progress
-from autoact.eval.metrics import normalize_answer
+from autoact.eval.metrics import normalize_answer_lenient as normalize_answer
 from autoact.prompts.meta import grounded_messages, self_instruct_messages
 from autoact.synth.journal import Journal, stable_id
 from autoact.tools import Task, TaskInstance
@@ -72,6 +72,59 @@ def parse_items(text: str) -> list[tuple[str, str]]:
     return items
 
 
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                     r"forty|fifty|hundred|thousand|million|dozen)\b", re.IGNORECASE)
+_MONTH = re.compile(r"\b(january|february|march|april|may|june|july|august|september|october|november|december|"
+                    r"century|spring|summer|autumn|winter)\b", re.IGNORECASE)
+_YES_NO_QUESTION = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.IGNORECASE)
+
+
+def answer_type_mismatch(question: str, answer: str) -> str | None:
+    """Why the answer cannot be an answer to the question's kind, or None. Rules
+    from the question word: who -> not a number; when / what year -> a year or
+    date; how many / how much -> a number; where / which place -> not a number;
+    yes or no only for a question that starts with a verb."""
+    q = " ".join(question.lower().split())
+    a = answer.strip().lower()
+    has_number = bool(_NUMBER.search(a))
+    numeric_only = bool(re.fullmatch(r"[\d\s.,%-]+", a))
+    if a in ("yes", "no"):
+        return None if _YES_NO_QUESTION.match(q) else "yes/no answer to an open question"
+    if re.search(r"\bwho(m|se)?\b", q) and numeric_only:
+        return "a 'who' question answered with a number"
+    if re.search(r"\b(when|what year|which year|in what year|in which year|what date)\b", q):
+        if not (has_number or _MONTH.search(a)):
+            return "a 'when' question answered without a year or date"
+    if re.search(r"\bhow (many|much|long|tall|high|deep|wide|far|old)\b", q) and not has_number:
+        return "a 'how many' question answered without a number"
+    if re.search(r"\b(where|in which (town|city|country|island|sea|village|region|place))\b", q) and numeric_only:
+        return "a 'where' question answered with a number"
+    return None
+
+
+def question_overlap(a: str, b: str) -> float:
+    """Share of words in common (Jaccard) of two normalised questions."""
+    x, y = set(normalize_answer(a).split()), set(normalize_answer(b).split())
+    return len(x & y) / len(x | y) if x and y else 0.0
+
+
+#: A synthesized question this close to an evaluation question is dropped; with the
+#: same answer, a looser overlap already counts as a restatement.
+NEAR_DUPLICATE_OVERLAP = 0.8
+SAME_ANSWER_OVERLAP = 0.5
+
+
+def restates_evaluation(question: str, answer: str, evaluation: Sequence[TaskInstance]) -> str | None:
+    """The id of an evaluation question that ``question`` restates, or None."""
+    norm_answer = normalize_answer(answer)
+    for inst in evaluation:
+        overlap = question_overlap(question, inst.question)
+        same = bool(inst.answer) and normalize_answer(inst.answer) == norm_answer
+        if overlap >= NEAR_DUPLICATE_OVERLAP or (same and overlap >= SAME_ANSWER_OVERLAP):
+            return inst.id
+    return None
+
+
 def reject_reason(question: str, answer: str, source_text: str | None = None) -> str | None:
     """Why an item is malformed (None when it is acceptable)."""
     if len(question) < 10 or len(question.split()) < 3:
@@ -89,16 +142,32 @@ def reject_reason(question: str, answer: str, source_text: str | None = None) ->
         return "answer given in the question"
     if source_text is not None and f" {norm_a} " not in f" {normalize_answer(source_text)} ":
         return "answer not in the source paragraphs"
-    return None
+    return answer_type_mismatch(question, answer)
 
 
-def linked_paragraphs(task: Task, rng: random.Random, linked: bool = True) -> list[tuple[str, str]]:
-    """A paragraph and, with ``linked`` and where one exists, a paragraph whose title it mentions."""
+def source_titles(task: Task) -> list[str]:
+    """The corpus titles grounded self-instruct may write from: every paragraph but
+    those that support an evaluation question (``Task.evaluation_titles``)."""
+    protected = task.evaluation_titles()
+    return [t for t in task.corpus.titles if t not in protected]
+
+
+def linked_paragraphs(task: Task, rng: random.Random, linked: bool = True,
+                      allowed: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """A paragraph and, with ``linked`` and where one exists, a paragraph whose title
+    it mentions, both among the ``allowed`` titles (default: :func:`source_titles`)."""
     corpus = task.corpus
     if len(corpus) == 0:
         raise ValueError(f"grounded self-instruct needs a corpus; task {task.name} has none")
-    first = corpus[rng.randrange(len(corpus))]
-    mentioned = [t for t in corpus.titles if t != first.title and t in first.text]
+    allowed = list(source_titles(task) if allowed is None else allowed)
+    if not allowed:
+        raise ValueError(
+            f"grounded self-instruct: every paragraph of task {task.name} supports an evaluation question; "
+            "give a corpus with other paragraphs"
+        )
+    first = corpus.get(allowed[rng.randrange(len(allowed))])
+    allowed_set = set(allowed)
+    mentioned = [t for t in allowed if t != first.title and t in first.text and t in allowed_set]
     chosen = [first]
     if mentioned and linked:
         chosen.append(corpus.get(rng.choice(sorted(mentioned))))
@@ -110,11 +179,14 @@ class SelfInstruct:
         if len(task.seeds) < 2:
             raise ValueError(f"self-instruct needs at least 2 seed examples; task {task.name} has {len(task.seeds)}")
         self.task, self.model, self.config, self.seed = task, model, config, seed
+        self.allowed_titles = source_titles(task) if config.grounded else []
+        self.evaluation = task.evaluation_questions()
         self.rounds = Journal(Path(run_dir) / ROUNDS_FILE)
         self.instances = Journal(Path(run_dir) / INSTANCES_FILE)
         self.seen_questions = {normalize_answer(s.question) for s in task.seeds}
         self.seen_questions |= {normalize_answer(r["question"]) for r in self.instances.records}
         self._lock = asyncio.Lock()
+        self.excluded: list[dict[str, str]] = []
         self._seed_demos: list[tuple[str, str, str]] | None = None
 
     def examples(self, rng: random.Random) -> list[tuple[str, str]]:
@@ -132,7 +204,7 @@ class SelfInstruct:
         the best search hit for its question that contains its answer."""
         titles = seed.meta.get("supporting_titles") or seed.meta.get("source_titles") or []
         if titles:
-            return self.task.corpus.get(titles[0])
+            return self.task.corpus.get(titles[0]) if titles[0] in self.task.corpus.titles else None
         from autoact.tools import get_index
 
         answer = f" {normalize_answer(seed.answer)} "
@@ -146,9 +218,10 @@ class SelfInstruct:
         """(source text, question, answer) of seeds or accepted grounded items."""
         if self._seed_demos is None:
             self._seed_demos = []
+            protected = self.task.evaluation_titles()
             for seed in self.task.seeds:
                 paragraph = self.seed_source(seed) if seed.answer else None
-                if paragraph is not None:
+                if paragraph is not None and paragraph.title not in protected:
                     self._seed_demos.append((f"[{paragraph.title}] {paragraph.text}", seed.question, seed.answer))
         pool = list(self._seed_demos)
         for r in self.instances.records:
@@ -168,7 +241,8 @@ class SelfInstruct:
         rng = random.Random(f"{self.seed}:{round_id}")
         sources: list[tuple[str, str]] = []
         if self.config.grounded:
-            sources = linked_paragraphs(self.task, rng, rng.random() < self.config.linked_fraction)
+            sources = linked_paragraphs(self.task, rng, rng.random() < self.config.linked_fraction,
+                                        self.allowed_titles)
             messages = grounded_messages(self.task.description, sources, self.demonstrations(rng))
         else:
             messages = self_instruct_messages(self.task.description, self.examples(rng), self.config.k)
@@ -183,6 +257,11 @@ class SelfInstruct:
                 norm_q = normalize_answer(question)
                 if reason is None and norm_q in self.seen_questions:
                     reason = "duplicate"
+                if reason is None:
+                    restated = restates_evaluation(question, answer, self.evaluation)
+                    if restated:
+                        reason = "restates an evaluation question"
+                        self.excluded.append({"question": question, "answer": answer, "evaluation_id": restated})
                 if reason:
                     rejected.append({"question": question, "answer": answer, "reason": reason})
                     continue
@@ -240,10 +319,23 @@ class SelfInstruct:
                 "self-instruct stopped after %d fruitless rounds in a row with %d of %d instances",
                 cfg.max_fruitless_rounds, len(self.instances), cfg.n,
             )
+        rejected: dict[str, int] = {}
+        for r in self.rounds.records:
+            for item in r.get("rejected") or []:
+                rejected[item.get("reason", "?")] = rejected.get(item.get("reason", "?"), 0) + 1
         return {
             "instances": len(self.instances),
             "rounds": len(self.rounds),
             "stopped": stopped,
+            "rejected_by_reason": dict(sorted(rejected.items(), key=lambda kv: -kv[1])),
+            "separation": {
+                "evaluation_questions": len(self.evaluation),
+                "source_paragraphs": len(self.allowed_titles) if self.config.grounded else None,
+                "excluded_paragraphs": len(self.task.corpus) - len(self.allowed_titles) if self.config.grounded else 0,
+                "restated_evaluation_questions": [
+                    {"id": e["evaluation_id"], "question": e["question"]} for e in self.excluded
+                ],
+            },
             "errors": errors[-5:],
             "completion_tokens": sum(r.get("tokens", 0) for r in self.rounds.records),
         }

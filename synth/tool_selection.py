@@ -2,8 +2,17 @@
 
 The names it returns are validated against the library (case-insensitive, with or
 without the ``[argument]`` part); unknown names are recorded and dropped. If no valid
-name remains, the task's default tools are used and the record says so. The choice
-is saved in ``RUN/tools.json`` and is what every later prompt lists.
+name remains, the task's default tools are used and the record says so.
+
+The choice is then **checked**. A task with a corpus is open-domain: a choice without
+an information tool (one whose observations come from the world, see
+``autoact.tools.library``) cannot answer it and is augmented with the default set's
+information tools (the 0.5B model once chose Calculator and Python only for the
+archipelago task). Then, given a ``trial`` (the ReAct graph solving the task's seed
+questions, which have gold answers), the choice and the task's default set are both
+tried; the default set replaces the choice when it solves more seeds. The record
+(``RUN/tools.json``) says what the model chose, what was tried, and why the final
+set won; every later prompt lists that set.
 """
 
 from __future__ import annotations
@@ -11,13 +20,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable, Sequence
 
 from autoact.prompts.meta import tool_selection_messages
 from autoact.tools import Task, tool_library
 from autoact.tools.io import atomic_write_text
+from autoact.tools.library import INFORMATION_TOOLS
 
 TOOLS_FILE = "tools.json"
+
+#: ``trial(tool_names) -> (seeds solved at full reward, per-seed details)``.
+Trial = Callable[[list[str]], Awaitable[tuple[int, list[dict]]]]
 
 
 def parse_tool_names(text: str, library: list[str]) -> tuple[list[str], list[str]]:
@@ -40,10 +53,28 @@ def parse_tool_names(text: str, library: list[str]) -> tuple[list[str], list[str
     return [n for n in library if n in chosen], unknown
 
 
+def information_tools(names: Sequence[str]) -> list[str]:
+    return [n for n in names if n in INFORMATION_TOOLS]
+
+
+def ensure_information(task: Task, chosen: list[str], library: Sequence[str]) -> tuple[list[str], str | None]:
+    """``chosen``, augmented with the task defaults' information tools when the task
+    has a corpus and ``chosen`` has none; (set, why it was augmented or None)."""
+    if not len(task.corpus) or information_tools(chosen):
+        return chosen, None
+    extra = [n for n in information_tools(task.default_tools) if n not in chosen]
+    if not extra:
+        return chosen, None
+    names = set(chosen) | set(extra)
+    return [n for n in library if n in names], f"no information tool for an open-domain task: added {extra}"
+
+
 async def select_tools(
-    task: Task, model: Any, run_dir: Path, seed: int = 0, fixed: list[str] | None = None
+    task: Task, model: Any, run_dir: Path, seed: int = 0, fixed: list[str] | None = None,
+    trial: Trial | None = None,
 ) -> dict[str, Any]:
-    """The meta-agent's choice (or ``fixed``, a user's override), saved once per run."""
+    """The meta-agent's choice (or ``fixed``, a user's override), checked as the
+    module docstring says, and saved once per run."""
     path = Path(run_dir) / TOOLS_FILE
     if path.is_file():  # resumable: a saved choice is final for the run
         return json.loads(path.read_text())
@@ -62,14 +93,34 @@ async def select_tools(
     raw = str(reply.content)
     names = [t.name for t in offered]
     valid, unknown = parse_tool_names(raw, names)
-    record = {
-        "selected": valid or list(task.default_tools),
-        "chosen_by": "model" if valid else "task defaults (no valid name in the model's answer)",
+    candidate = valid or list(task.default_tools)
+    candidate, augmented = ensure_information(task, candidate, names)
+    record: dict[str, Any] = {
         "model_choice": valid,
         "unknown_names": unknown,
         "fallback_to_defaults": not valid,
+        "augmented": augmented,
         "offered": names,
         "raw": raw,
     }
+    selected, why = candidate, "the model's choice" if valid else "task defaults (no valid name in the model's answer)"
+    if augmented:
+        why = f"the model's choice, augmented ({augmented})"
+    defaults = list(task.default_tools)
+    if trial is not None and task.seeds and sorted(candidate) != sorted(defaults):
+        tried = {}
+        for label, tools in (("choice", candidate), ("defaults", defaults)):
+            solved, details = await trial(tools)
+            tried[label] = {"tools": tools, "seeds_solved": solved, "seeds": len(task.seeds), "episodes": details}
+        record["trials"] = tried
+        if tried["defaults"]["seeds_solved"] > tried["choice"]["seeds_solved"]:
+            selected = defaults
+            why = (f"the task's default set solved more seed questions ({tried['defaults']['seeds_solved']} vs "
+                   f"{tried['choice']['seeds_solved']} of {len(task.seeds)}) than the model's choice")
+        else:
+            why += (f", kept after trial: it solved {tried['choice']['seeds_solved']} of {len(task.seeds)} seed "
+                    f"questions, the default set {tried['defaults']['seeds_solved']}")
+    record.update({"selected": selected, "chosen_by": "model" if selected == candidate and valid else "check",
+                   "why": why})
     atomic_write_text(path, json.dumps(record, indent=2))
     return record

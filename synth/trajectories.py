@@ -54,7 +54,7 @@ def mentions_hint(record: dict) -> bool:
 def episode_record(
     instance: TaskInstance, state: dict[str, Any], tools: Sequence[str], seconds: float, sample: int | str = 0
 ) -> dict:
-    scores = state.get("scores") or {}
+    scores = state.get("score") or {}
     record = {
         "id": episode_id(instance, sample),
         "instance_id": instance.id,
@@ -98,11 +98,12 @@ async def synthesize_trajectories(
     samples: int = 1,
     sample_temperature: float = 0.7,
     rationalize: bool = False,
+    greedy_first: bool = True,
 ) -> dict[str, Any]:
     """Run the graph on every (instance, sample) not yet in the journal.
 
-    Sample 0 is greedy (``context``'s temperature); further samples, if asked for,
-    run at ``sample_temperature``: more chances for a small model to solve an
+    Sample 0 is greedy (``context``'s temperature) unless ``greedy_first`` is off;
+    further samples, if asked for, run at ``sample_temperature``: more chances for a small model to solve an
     instance, while the filter still keeps only full-reward episodes.
     """
     journal = Journal(Path(run_dir) / TRAJECTORIES_FILE)
@@ -114,12 +115,12 @@ async def synthesize_trajectories(
     async def worker(item: tuple[TaskInstance, int | str]) -> dict[str, Any]:
         instance, sample = item
         question = instance.question
-        if sample == 0:
+        if sample == 0 and greedy_first:
             run_context = context
         elif str(sample).startswith(RATIONALIZED):
             run_context, question = context, hinted_question(instance)
         else:  # each extra sample gets its own engine seed, else equal samples would repeat
-            run_context = {**context, "temperature": sample_temperature, "seed": (context.get("seed") or 0) + sample}
+            run_context = {**context, "temperature": sample_temperature, "seed": (context.get("seed") or 0) + int(sample)}
         start = time.perf_counter()
         try:
             # the graph poses the instance's question: a hinted episode gets a hinted copy

@@ -137,7 +137,8 @@ def test_trajectory_stage_filter_and_records(demo, tmp_path):
     wrong = TaskInstance("wrong-1", inst.question, "Nobody Atall")
     model = scripted(*solved_script(entity, inst.answer), *solved_script(entity, inst.answer))
     graph = build_react_graph({"meta": model})
-    context = {"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 4, "max_reflections": 0}
+    context = {"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 4, "max_reflections": 0,
+               "prompt_format": "chat"}
     report = asyncio.run(synthesize_trajectories([inst, wrong], graph, context, tmp_path, concurrency=1))
     assert report["synthesized"] == 2 and report["failed_this_run"] == 0
     records = {r["id"]: r for r in Journal(tmp_path / "trajectories.jsonl").records}
@@ -153,8 +154,9 @@ def test_trajectory_stage_filter_and_records(demo, tmp_path):
 
     library = tool_library(demo)
     tools = [library["Retrieve"], library["Lookup"]]
-    counts = differentiate(kept, demo.description, tools, tmp_path / "data")
+    counts = differentiate(kept, demo.description, tools, tmp_path / "data", prompt_format="chat")
     assert counts == {"plan": 2, "tool": 2, "reflect": 1}
+    assert good["scores"]["reward"] == 1.0 and good["scores"]["em"] == 1.0  # the graph's score, recorded
     plan = [json.loads(l) for l in (tmp_path / "data" / "plan.jsonl").read_text().splitlines()]
     tool = [json.loads(l) for l in (tmp_path / "data" / "tool.jsonl").read_text().splitlines()]
     reflect = [json.loads(l) for l in (tmp_path / "data" / "reflect.jsonl").read_text().splitlines()]
@@ -255,7 +257,139 @@ def test_hinted_episode_must_find_its_answer_with_a_tool():
         {"action": "Retrieve", "argument": "Velmora", "observation": "Velmora was founded in 1412 by Ida Brann."},
         {"action": "Finish", "argument": "Ida Brann", "observation": ""}]}
     kept, report = filter_trajectories([guessed])
-    assert kept == [] and report["dropped"] == {"hinted answer not found by a tool": 1}
+    assert kept == [] and report["dropped"] == {"hinted answer not found by an information tool": 1}
     assert filter_trajectories([found])[0] == [found]
     # zero-shot episodes are judged by their reward alone
     assert filter_trajectories([{**guessed, "origin": "zero-shot", "id": "q1", "sample": 0}])[1]["kept"] == 1
+
+
+def test_an_echoing_tool_does_not_count_as_finding_the_answer():
+    # the 0.5B model's hinted retries "found" answers by typing them into the calculator
+    base = {"id": "q1#r0", "instance_id": "q1", "sample": "r0", "status": "ok", "reward": 1.0, "origin": "rationalized",
+            "answer": "1802", "reflections": [{"verdict": "right"}]}
+    echo = {**base, "trajectory": [{"action": "Calculator", "argument": "1802", "observation": "1802"},
+                                   {"action": "Finish", "argument": "1802", "observation": ""}]}
+    named = {**base, "trajectory": [{"action": "Search", "argument": "lighthouse 1802",
+                                     "observation": "[1] Velmora Lighthouse: built in 1802."},
+                                    {"action": "Finish", "argument": "1802", "observation": ""}]}
+    read = {**base, "trajectory": [{"action": "Retrieve", "argument": "Velmora Lighthouse",
+                                    "observation": "The Velmora Lighthouse was built in 1802."},
+                                   {"action": "Finish", "argument": "1802", "observation": ""}]}
+    assert filter_trajectories([echo])[1]["dropped"] == {"hinted answer not found by an information tool": 1}
+    assert filter_trajectories([named])[1]["kept"] == 0  # the answer was in the query it typed
+    assert filter_trajectories([read])[0] == [read]
+
+
+@pytest.mark.parametrize(
+    "question,answer,reason",
+    [
+        ("What is the name of the island that was created by the tide clock?", "Marek Solvi", None),
+        ("Who founded the Quillhaven Observatory?", "1851", "a 'who' question answered with a number"),
+        ("In what year was the Quillhaven Observatory founded?", "Marek Solvi",
+         "a 'when' question answered without a year or date"),
+        ("How many arches does the Saltmarch Bridge have?", "Oskar Vellin",
+         "a 'how many' question answered without a number"),
+        ("Where was Marek Solvi born?", "1751", "a 'where' question answered with a number"),
+        ("Which town hosts the Lantern Festival?", "yes", "yes/no answer to an open question"),
+        ("Is Velmora older than Saltmarch?", "yes", None),
+        ("In what year was Velmora founded?", "1412", None),
+        ("How many people live on the islands?", "About 214,000", None),
+    ],
+)
+def test_answers_must_fit_the_question(question, answer, reason):
+    from autoact.synth.self_instruct import answer_type_mismatch
+
+    assert answer_type_mismatch(question, answer) == reason
+
+
+def test_an_instance_whose_answer_is_not_in_its_paragraph_is_rejected():
+    source = "Quillhaven Observatory was founded in 1851 by the astronomer Hanne Ostrom."
+    assert reject_reason("Who founded the Quillhaven Observatory?", "Hanne Ostrom", source) is None
+    assert reject_reason("Who founded the Quillhaven Observatory?", "Marek Solvi", source) == \
+        "answer not in the source paragraphs"
+    assert reject_reason("Who founded the Quillhaven Observatory?", "1851", source) == \
+        "a 'who' question answered with a number"
+
+
+def test_grounded_sources_never_support_an_evaluation_question(demo):
+    import random
+
+    from autoact.synth.self_instruct import linked_paragraphs, source_titles
+
+    protected = demo.evaluation_titles()
+    test_titles = {t for i in demo.split("test") for t in i.meta["supporting_titles"]}
+    assert protected == test_titles and len(protected) > 10
+    allowed = source_titles(demo)
+    assert not set(allowed) & protected and len(allowed) + len(protected) == len(demo.corpus)
+    rng = random.Random(0)
+    for _ in range(300):
+        titles = [t for t, _ in linked_paragraphs(demo, rng, linked=True)]
+        assert not set(titles) & protected
+    # HotpotQA files carry no split: every loaded question is an evaluation question
+    hotpot = TaskInstance("h1", "Who wrote it?", "Ann", meta={"supporting_titles": ["A", "B"]})
+    assert "split" not in hotpot.meta
+
+
+def test_a_question_restating_an_evaluation_question_is_dropped(demo, tmp_path):
+    from autoact.synth.self_instruct import restates_evaluation
+
+    test = demo.split("test")[0]
+    assert restates_evaluation(test.question, test.answer, demo.evaluation_questions()) == test.id
+    assert restates_evaluation(test.question.replace("?", " exactly?"), "something else",
+                               demo.evaluation_questions()) == test.id  # near-duplicate wording
+    assert restates_evaluation("Who built the Saltmarch Bridge?", "Oskar Vellin", demo.evaluation_questions()) is None
+    paragraph = demo.corpus.get(test.meta["supporting_titles"][0])
+    # a model that restates a test question is refused, and the manifest's report names it
+    reply = f"Question: {test.question}\nAnswer: {test.answer}"
+    model = scripted(*[reply] * 8)
+    config = SelfInstructConfig(n=1, k=1, grounded=False, max_fruitless_rounds=2)
+    report = asyncio.run(SelfInstruct(demo, model, tmp_path, config).run(concurrency=1))
+    assert report["instances"] == 0
+    assert report["rejected_by_reason"]["restates an evaluation question"] >= 1
+    assert report["separation"]["restated_evaluation_questions"][0]["id"] == test.id
+    assert paragraph is not None
+
+
+def test_task_questions_refuse_data_without_a_training_split(tmp_path):
+    from autoact.synth.pipeline import SplitError, SynthesisConfig, training_questions
+
+    data = tmp_path / "eval.jsonl"
+    data.write_text(json.dumps({"question": "Who wrote it?", "answer": "Ann"}) + "\n")
+    task = load_task("custom", data)
+    with pytest.raises(SplitError, match="no training split"):
+        training_questions(task, SynthesisConfig(task="custom", data=str(data), instances="task"))
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"question": "Who drew it?", "answer": "Bo"}) + "\n")
+    chosen = training_questions(task, SynthesisConfig(task="custom", data=str(data), instances="task",
+                                                      train_data=str(train)))
+    assert [i.question for i in chosen] == ["Who drew it?"]
+    demo_train = training_questions(load_task("demo"), SynthesisConfig(instances="task"))
+    assert len(demo_train) == 45 and all(i.meta["split"] == "train" for i in demo_train)
+
+
+def test_tool_choice_without_an_information_tool_is_augmented_and_tried(demo, tmp_path):
+    model = scripted("Tools: Calculator, Python")
+    tried = []
+
+    async def trial(tools):  # the demo's seeds need retrieval: only a set that has it solves them
+        tried.append(list(tools))
+        solved = 3 if "Retrieve" in tools else 0
+        return solved, [{"tools": tools}]
+
+    record = asyncio.run(select_tools(demo, model, tmp_path, trial=trial))
+    assert record["model_choice"] == ["Calculator", "Python"]
+    assert "no information tool" in record["augmented"]
+    assert set(record["selected"]) >= {"Retrieve", "Lookup", "Search"}
+    assert tried == [record["trials"]["choice"]["tools"], list(demo.default_tools)]
+    assert "kept after trial" in record["why"]
+
+    # a choice that solves fewer seeds than the defaults is replaced by them
+    model = scripted("Tools: Search")
+    out = tmp_path / "second"
+
+    async def search_is_worse(tools):
+        return (1 if tools == ["Search"] else 3), []
+
+    record = asyncio.run(select_tools(demo, model, out, trial=search_is_worse))
+    assert record["selected"] == list(demo.default_tools) and "solved more seed questions" in record["why"]
+    assert json.loads((out / "tools.json").read_text())["trials"]["choice"]["seeds_solved"] == 1

@@ -51,7 +51,7 @@ def test_tiny_run_writes_every_stage(base_server, tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["stages"]["filter"]["total"] == len(trajectories)
     assert set(manifest["files"]) >= {"instances.jsonl", "trajectories.jsonl", "data/plan.jsonl"}
-    assert manifest["seeds"] and manifest["model"] == "embedded"
+    assert manifest["seeds"] and manifest["model"] == "embedded:smollm2-135m"
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(base_server, tmp_path):

@@ -23,7 +23,7 @@ from autoact.tools.index import SEARCH_MODES, get_index
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance
 
-__all__ = ["TOOL_NAMES", "EpisodeContext", "tool_library", "ActionTool", "tool_usage"]
+__all__ = ["TOOL_NAMES", "INFORMATION_TOOLS", "EpisodeContext", "tool_library", "ActionTool", "tool_usage", "tool_kind"]
 
 TOOL_NAMES = ("Retrieve", "Lookup", "Search", "Calculator", "Python", "Image2Text")
 NO_IMAGE = "This question has no image."
@@ -204,6 +204,21 @@ class Image2TextTool(ActionTool):
         return " ".join(parts)
 
 
+#: What a tool's observation is. ``information``: text from the world (the corpus,
+#: the image) that the agent did not write; ``computation``: a function of the
+#: tool's own input (a calculator echoes a number typed into it). Only information
+#: can show that an answer was *found* (see the synthesis filter).
+INFORMATION, COMPUTATION = "information", "computation"
+_KINDS = {
+    "Retrieve": INFORMATION,
+    "Lookup": INFORMATION,
+    "Search": INFORMATION,
+    "Calculator": COMPUTATION,
+    "Python": COMPUTATION,
+    "Image2Text": INFORMATION,
+}
+INFORMATION_TOOLS = tuple(name for name, kind in _KINDS.items() if kind == INFORMATION)
+
 _USAGE = {
     "Retrieve": ("Retrieve[entity]", "Retrieve[Velmora]"),
     "Lookup": ("Lookup[keyword]", "Lookup[founded]"),
@@ -224,6 +239,11 @@ _CLASSES: dict[str, type[ActionTool]] = {
 
 def tool_usage(name: str) -> str:
     return _USAGE[name][0]
+
+
+def tool_kind(name: str) -> str:
+    """``information`` or ``computation`` (see ``_KINDS``)."""
+    return _KINDS[name]
 
 
 def tool_library(
@@ -251,7 +271,7 @@ def tool_library(
         tools[name] = _CLASSES[name](
             context=context,
             corpus=task.corpus,
-            metadata={"usage": usage, "example": example},
+            metadata={"usage": usage, "example": example, "kind": _KINDS[name]},
             **extra,
         )
     return tools

@@ -103,6 +103,18 @@ class Task:
         """Questions whose ``meta["split"]`` is ``name`` (``train`` / ``test``)."""
         return [i for i in self.instances if i.meta.get("split") == name]
 
+    def evaluation_questions(self) -> list[TaskInstance]:
+        """The questions this task is evaluated on: every question not in the
+        ``train`` split (HotpotQA files carry no split: all their questions are)."""
+        return [i for i in self.instances if i.meta.get("split") != "train"]
+
+    def evaluation_titles(self) -> set[str]:
+        """Titles of the paragraphs that support an evaluation question. Synthesis
+        never draws data from them (grounded self-instruct, worked examples); the
+        agents may still retrieve them at tool time, as the paper's agents could
+        search all of Wikipedia."""
+        return {t for i in self.evaluation_questions() for t in i.meta.get("supporting_titles") or []}
+
     def score(self, prediction: str, instance: TaskInstance) -> dict[str, Any]:
         """``reward`` in [0, 1] plus ``f1``/``em`` (open QA) or ``acc`` (multiple choice)."""
         if not instance.has_gold:
