@@ -27,6 +27,11 @@ class FinetuneConfig(BaseModel):
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: str | list[str] = Field("all-linear", description="'all-linear' or module names")
+    lora_layers: int | None = Field(
+        None, ge=1,
+        description="LoRA in the last N transformer layers only (None: every layer). The backward pass then "
+        "stops there: 8 of Qwen2.5-0.5B's 24 layers trained 1.5x faster on a CPU",
+    )
     # optimisation
     learning_rate: float = Field(1e-4, gt=0.0)
     lr_scheduler: str = "cosine"
@@ -36,8 +41,12 @@ class FinetuneConfig(BaseModel):
     max_steps: int = Field(-1, description="> 0 stops after this many optimiser steps (overrides epochs)")
     batch_size: int = Field(4, ge=1, description="examples per device and step")
     grad_accum: int = Field(1, ge=1)
-    max_length: int = Field(1024, ge=16, description="longer examples are skipped, never truncated")
-    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    max_length: int = Field(
+        2048, ge=16, description="longer records lose their oldest history lines (never the target); counted"
+    )
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto = bf16 where the hardware computes it natively (GPU, AVX-512 BF16/AMX CPU), else fp32"
+    )
     gradient_checkpointing: bool = False
     target_logits_only: bool = Field(
         True, description="compute the output layer only where a target token is predicted (same loss, faster)"
@@ -76,14 +85,18 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=float, default=d["epochs"].default)
     g.add_argument("--max-steps", type=int, default=-1, help="stop after N optimiser steps (overrides --epochs)")
     g.add_argument("--max-length", type=int, default=d["max_length"].default,
-                   help="examples longer than this many tokens are skipped")
+                   help="records longer than this many tokens lose their oldest history lines (counted)")
     g.add_argument("--batch-size", type=int, default=d["batch_size"].default)
     g.add_argument("--grad-accum", type=int, default=1)
     g.add_argument("--lr", type=float, default=d["learning_rate"].default)
     g.add_argument("--lora-r", type=int, default=d["lora_r"].default)
     g.add_argument("--lora-alpha", type=int, default=d["lora_alpha"].default)
     g.add_argument("--lora-dropout", type=float, default=d["lora_dropout"].default)
-    g.add_argument("--precision", choices=["bf16", "fp16", "fp32"], default="bf16")
+    g.add_argument("--lora-targets", default=None,
+                   help="comma-separated module names (e.g. q_proj,v_proj as in the paper; default all-linear)")
+    g.add_argument("--lora-layers", type=int, default=None, help="LoRA in the last N layers only (default: all)")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                   help="auto: bf16 where the hardware has it natively, else fp32")
     g.add_argument("--gradient-checkpointing", action="store_true")
     g.add_argument("--full-logits", action="store_true",
                    help="compute logits at every position (default: only where targets are predicted)")
@@ -112,6 +125,8 @@ def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
         lora_r=args.lora_r,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
+        target_modules=[t.strip() for t in args.lora_targets.split(",") if t.strip()] if args.lora_targets else "all-linear",
+        lora_layers=args.lora_layers,
         precision=args.precision,
         gradient_checkpointing=args.gradient_checkpointing,
         target_logits_only=not args.full_logits,

@@ -45,27 +45,77 @@ def split_prompt_target(tokenizer: Any, messages: list[dict]) -> tuple[str, str]
     return prompt, completion
 
 
-def encode_example(tokenizer: Any, messages: list[dict], max_length: int | None = None) -> dict | None:
-    """``input_ids`` and ``labels`` of one record; None when it exceeds ``max_length``.
+#: The line that replaces history dropped from an over-long record.
+OMITTED = "[earlier steps omitted]"
 
-    Records are skipped rather than truncated: cutting the prompt changes the format
-    the model sees, and cutting the target teaches it to stop early.
-    """
-    prompt, completion = split_prompt_target(tokenizer, messages)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+def shorten_history(text: str) -> str | None:
+    """``text`` with the oldest history line of its episode dropped (the episode is
+    what follows the last ``Question:`` line; the header before it and the lines the
+    target continues stay). None when no history line is left to drop."""
+    head, sep, episode = text.rpartition("\nQuestion:")
+    if not sep:
+        head, sep, episode = "", "", text
+    first, newline, rest = episode.partition("\n")  # the question line
+    lines = rest.split("\n")
+    if lines and lines[0] == OMITTED:
+        lines = lines[1:]
+    # keep the last two lines: the agent's own opening (e.g. the thought and action it completes)
+    if len(lines) <= 2:
+        return None
+    return f"{head}{sep}{first}\n" + "\n".join([OMITTED, *lines[1:]])
+
+
+def _encode(tokenizer: Any, prompt: str, completion: str, special: bool) -> tuple[list[int], list[int]]:
+    prompt_ids = tokenizer(prompt, add_special_tokens=special)["input_ids"]
     target_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     eos_id = tokenizer.eos_token_id
     if eos_id is not None and (not target_ids or target_ids[-1] != eos_id):
-        target_ids = target_ids + [eos_id]  # a template without an end-of-turn marker
+        target_ids = target_ids + [eos_id]  # a completion, or a template without an end-of-turn marker
     if len(target_ids) < 2:
-        raise TemplateMismatch(f"the target {messages[-1]['content']!r} tokenises to nothing")
+        raise TemplateMismatch(f"the target {completion!r} tokenises to nothing")
+    return prompt_ids, target_ids
+
+
+def record_prompt_target(tokenizer: Any, record: dict) -> tuple[str, str, bool]:
+    """(prompt text, target text, whether the prompt gets the tokenizer's special
+    tokens): a transcript record as vLLM's ``/v1/completions`` tokenises it, a chat
+    record through the chat template."""
+    if "messages" in record and record.get("format") != "transcript":
+        prompt, completion = split_prompt_target(tokenizer, record["messages"])
+        return prompt, completion, False
+    return record["prompt"], record["completion"], True
+
+
+def encode_example(tokenizer: Any, record: dict | list[dict], max_length: int | None = None) -> dict | None:
+    """``input_ids`` and ``labels`` of one record (a record, or a chat message list).
+
+    A record longer than ``max_length`` loses its oldest history lines (a marker line
+    says so; the header with the task and the lines the target continues are kept),
+    never its target: the late steps and the reflection are the longest records, and
+    dropping them would teach the agents only how episodes begin. ``truncated`` counts
+    the lines dropped; None is returned only when even the shortest form is too long.
+    """
+    if isinstance(record, list):
+        record = {"messages": record}
+    if "messages" in record and record.get("format") != "transcript":
+        # chat: the history lives in the last user message; it is shortened there
+        return _encode_chat(tokenizer, record, max_length)
+    prompt, completion, special = record_prompt_target(tokenizer, record)
+    prompt_ids, target_ids = _encode(tokenizer, prompt, completion, special)
+    dropped = 0
+    while max_length is not None and len(prompt_ids) + len(target_ids) > max_length:
+        shorter = shorten_history(prompt)
+        if shorter is None:
+            return None
+        prompt, dropped = shorter, dropped + 1
+        prompt_ids = tokenizer(prompt, add_special_tokens=special)["input_ids"]
     ids = prompt_ids + target_ids
-    if max_length is not None and len(ids) > max_length:
-        return None
     return {
         "input_ids": ids,
         "labels": [IGNORE_INDEX] * len(prompt_ids) + list(target_ids),
         "prompt_length": len(prompt_ids),
+        "truncated": dropped,
     }
 
 
@@ -125,6 +175,7 @@ class EncodedDataset:
 
     def __init__(self, examples: list[dict]):
         self.examples = examples
+        self.truncated_ids: list[str] = []
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -143,14 +194,37 @@ class EncodedDataset:
 
 
 def encode_records(tokenizer: Any, records: list[dict], max_length: int, progress: bool = True) -> tuple[EncodedDataset, list[str]]:
-    """Encode every record; returns the dataset and the ids of records skipped as too long."""
+    """Encode every record; returns the dataset and the ids of records that could not
+    fit even with their history cut (the dataset's ``truncated_ids`` lists those cut)."""
     from tqdm.auto import tqdm
 
-    examples, skipped = [], []
+    examples, skipped, truncated = [], [], []
     for record in tqdm(records, desc="tokenising", unit="rec", disable=not progress, leave=False):
-        example = encode_example(tokenizer, record["messages"], max_length)
+        example = encode_example(tokenizer, record, max_length)
         if example is None:
             skipped.append(record.get("id", "?"))
-        else:
-            examples.append(example)
-    return EncodedDataset(examples), skipped
+            continue
+        if example["truncated"]:
+            truncated.append(record.get("id", "?"))
+        examples.append(example)
+    dataset = EncodedDataset(examples)
+    dataset.truncated_ids = truncated
+    return dataset, skipped
+
+
+def _encode_chat(tokenizer: Any, record: dict, max_length: int | None) -> dict | None:
+    messages = [dict(m) for m in record["messages"]]
+    dropped = 0
+    while True:
+        prompt, completion = split_prompt_target(tokenizer, messages)
+        prompt_ids, target_ids = _encode(tokenizer, prompt, completion, False)
+        if max_length is None or len(prompt_ids) + len(target_ids) <= max_length:
+            break
+        users = [i for i, m in enumerate(messages[:-1]) if m["role"] == "user"]
+        shorter = shorten_history("\n" + messages[users[-1]]["content"]) if users else None
+        if shorter is None:
+            return None
+        messages[users[-1]]["content"] = shorter.lstrip("\n")
+        dropped += 1
+    return {"input_ids": prompt_ids + target_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + list(target_ids),
+            "prompt_length": len(prompt_ids), "truncated": dropped}

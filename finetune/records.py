@@ -1,10 +1,16 @@
 """Training records: reading, validating, hashing, and mixing in general data.
 
-A record is one line of ``RUN/data/<agent>.jsonl``:
-``{"id": str, "agent": "plan"|"tool"|"reflect", "messages": [...]}``. The last
-message is the assistant target, everything before it is the prompt (see
-ARCHITECTURE.md, "Training records"). General instruction data (AgentTuning) is a
-JSONL file of ``{"messages": [...]}`` in the same chat format.
+A record is one line of ``RUN/data/<agent>.jsonl``, in one of two formats (see
+ARCHITECTURE.md, "Training records"):
+
+- transcript (the default): ``{"id", "agent", "format": "transcript", "prompt":
+  str, "completion": str}``, the text sent to ``/v1/completions`` and what the
+  agent writes after it;
+- chat: ``{"id", "agent", "messages": [...]}``, whose last message is the
+  assistant target and everything before it the prompt.
+
+General instruction data (AgentTuning) is a JSONL file of ``{"messages": [...]}``
+(chat) or ``{"prompt", "completion"}`` records.
 """
 
 from __future__ import annotations
@@ -47,6 +53,32 @@ def validate_messages(messages: object, where: str) -> list[dict]:
     return messages
 
 
+TRANSCRIPT = "transcript"
+
+
+def is_transcript(record: dict) -> bool:
+    return record.get("format") == TRANSCRIPT or ("prompt" in record and "messages" not in record)
+
+
+def validate_completion(record: dict, where: str) -> dict:
+    """Check a transcript record's ``prompt`` and ``completion`` texts."""
+    for key in ("prompt", "completion"):
+        if not isinstance(record.get(key), str):
+            raise RecordError(f"{where}: a transcript record needs a '{key}' string")
+    if not record["prompt"].strip():
+        raise RecordError(f"{where}: the prompt is empty")
+    if not record["completion"].strip():
+        raise RecordError(f"{where}: the completion (the target) is empty")
+    return record
+
+
+def record_text(record: dict) -> str:
+    """The whole text of a record (prompt and target), for hashing and display."""
+    if is_transcript(record):
+        return record["prompt"] + record["completion"]
+    return json.dumps(record["messages"], sort_keys=True, ensure_ascii=False)
+
+
 def read_jsonl(path: Path, require_agent: str | None = None, general: bool = False) -> list[dict]:
     """Read and validate one JSONL file of records (or of general chat examples)."""
     path = Path(path)
@@ -62,12 +94,16 @@ def read_jsonl(path: Path, require_agent: str | None = None, general: bool = Fal
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RecordError(f"{where}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or "messages" not in record:
-                raise RecordError(f"{where}: a record must be an object with 'messages'")
-            validate_messages(record["messages"], where)
+            if not isinstance(record, dict) or not ("messages" in record or "prompt" in record):
+                raise RecordError(f"{where}: a record must be an object with 'messages' or 'prompt' and 'completion'")
+            if is_transcript(record):
+                validate_completion(record, where)
+                body = {"format": TRANSCRIPT, "prompt": record["prompt"], "completion": record["completion"]}
+            else:
+                validate_messages(record["messages"], where)
+                body = {"messages": record["messages"]}
             if general:
-                record = {"id": str(record.get("id", f"general-{lineno}")), "agent": "general",
-                          "messages": record["messages"]}
+                record = {"id": str(record.get("id", f"general-{lineno}")), "agent": "general", **body}
             else:
                 for key in ("id", "agent"):
                     if not isinstance(record.get(key), str) or not record[key]:
@@ -143,6 +179,6 @@ def records_sha256(records: Iterable[dict]) -> str:
     """A hash of the training examples themselves, in order (canonical JSON)."""
     digest = hashlib.sha256()
     for record in records:
-        digest.update(json.dumps(record["messages"], sort_keys=True, ensure_ascii=False).encode())
+        digest.update(record_text(record).encode())
         digest.update(b"\n")
     return digest.hexdigest()

@@ -85,12 +85,21 @@ def ask_adapters(settings: Settings, base_url: str, prompts: dict[str, dict], ma
     """Greedy answer of each adapter to its record's prompt, through the role's chat model."""
     from langchain_core.messages import convert_to_messages
 
-    from autoact.models import chat_model
+    from autoact.finetune.records import is_transcript
+    from autoact.models import chat_model, completion_model
 
     served = list_models(base_url)
     answers = []
     for name, record in prompts.items():
         role = name if name in ROLES else "meta"
+        if is_transcript(record):  # the completions endpoint, as the graphs send transcripts
+            llm = completion_model(role, settings, base_url, served, temperature=0.0, max_tokens=max_tokens, stop=[])
+            if llm.model_name != name:
+                llm = llm.model_copy(update={"model_name": name})
+            reply = llm.invoke(record["prompt"])
+            question = record["prompt"].rpartition("\nQuestion: ")[2].split("\n", 1)[0]
+            answers.append(CheckAnswer(name, record.get("id", "?"), question, record["completion"], str(reply)))
+            continue
         llm = chat_model(role, settings, base_url, served, temperature=0.0, max_tokens=max_tokens, stop=[])
         if llm.model_name != name:  # an adapter that is no role's (e.g. one-agent)
             llm = llm.model_copy(update={"model_name": name})

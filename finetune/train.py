@@ -66,7 +66,12 @@ def training_kwargs(config: FinetuneConfig, output_dir: Path, cuda: bool | None 
         import torch
 
         cuda = torch.cuda.is_available()
-    if config.precision == "fp16" and not cuda:
+    from autoact.hardware import cpu_has_bf16
+
+    precision = config.precision
+    if precision == "auto":  # bf16 where it is native: a GPU, or a CPU with AVX-512 BF16 / AMX
+        precision = "bf16" if cuda or cpu_has_bf16() else "fp32"
+    if precision == "fp16" and not cuda:
         raise ValueError("fp16 training needs a GPU; use --precision bf16 or fp32 on a CPU")
     kwargs: dict[str, Any] = {
         "output_dir": str(output_dir),
@@ -78,8 +83,8 @@ def training_kwargs(config: FinetuneConfig, output_dir: Path, cuda: bool | None 
         "lr_scheduler_type": config.lr_scheduler,
         "warmup_steps": config.warmup_ratio,  # a float below 1 is a ratio of the total steps
         "weight_decay": config.weight_decay,
-        "bf16": config.precision == "bf16",
-        "fp16": config.precision == "fp16",
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
         "activation_checkpointing": config.gradient_checkpointing,
         "use_cpu": not cuda,
         "seed": config.seed,
@@ -110,16 +115,39 @@ def build_training_arguments(config: FinetuneConfig, output_dir: Path):
     return TrainingArguments(**training_kwargs(config, output_dir))
 
 
-def lora_config(config: FinetuneConfig):
+def linear_module_names(model: Any) -> list[str]:
+    """Names of the linear layers inside the transformer blocks (what 'all-linear'
+    means to peft: the output head excluded)."""
+    import torch
+
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and ".layers." in name:
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def lora_config(config: FinetuneConfig, model: Any = None):
     from peft import LoraConfig
 
+    targets: str | list[str] = config.target_modules
+    extra: dict[str, Any] = {}
+    if config.lora_layers is not None:
+        if model is None:
+            raise ValueError("lora_layers needs the model to find its layers")
+        n_layers = int(model.config.num_hidden_layers)
+        if targets == "all-linear":
+            targets = linear_module_names(model)
+        first = max(0, n_layers - config.lora_layers)
+        extra["layers_to_transform"] = list(range(first, n_layers))
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=config.target_modules,
+        target_modules=targets,
         bias="none",
         task_type="CAUSAL_LM",
+        **extra,
     )
 
 
@@ -141,7 +169,7 @@ def load_peft_model(model_path: str, config: FinetuneConfig):
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     if config.gradient_checkpointing:
         model.enable_input_require_grads()
-    return get_peft_model(model, lora_config(config))
+    return get_peft_model(model, lora_config(config, model))
 
 
 # ---- staging and resuming ------------------------------------------------------------
@@ -264,8 +292,11 @@ def train_adapter(
             f"{name}: all {len(records)} records are longer than --max-length {config.max_length} tokens"
         )
     if skipped:
-        log.warning("%s: %d of %d records exceed %d tokens and are skipped", name, len(skipped), len(records),
-                    config.max_length)
+        log.warning("%s: %d of %d records exceed %d tokens even with their history cut, and are skipped", name,
+                    len(skipped), len(records), config.max_length)
+    if dataset.truncated_ids:
+        print(f"[finetune] {name}: {len(dataset.truncated_ids)} of {len(records)} records longer than "
+              f"{config.max_length} tokens lost their oldest history lines (targets kept)", flush=True)
     data_hash = records_sha256(records)
     fingerprint = {"base_model": str(model_path), "data_sha256": data_hash, "settings": config.fingerprint()}
     staging = staging_dir(out_dir)
@@ -306,6 +337,8 @@ def train_adapter(
         "examples": len(dataset),
         "skipped_too_long": len(skipped),
         "skipped_ids": skipped[:50],
+        "truncated_history": len(dataset.truncated_ids),
+        "truncated_ids": dataset.truncated_ids[:50],
         "tokens": dataset.num_tokens,
         "target_tokens": dataset.num_target_tokens,
         "sha256": data_hash,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from finetune_samples import plan_record, reflect_record, tool_record
+from finetune_samples import PLAN_SYSTEM, plan_record, reflect_record, tool_record
 
 from autoact.finetune.masking import (
     IGNORE_INDEX,
@@ -21,7 +21,7 @@ def tokenizer():
     from autoact.settings import Settings
     from autoact.finetune.train import load_tokenizer
 
-    return load_tokenizer(str(prepare_embedded_model(Settings().home)))
+    return load_tokenizer(str(prepare_embedded_model(Settings().home, "smollm2-135m")))
 
 
 RECORDS = [plan_record(0), tool_record(1), reflect_record(2)]
@@ -75,15 +75,43 @@ def test_boundary_merge_is_avoided(tokenizer):
     assert tokenizer.decode(example["input_ids"][n:]) == "\n\nyes" + tokenizer.eos_token
 
 
-def test_too_long_records_are_skipped_not_truncated(tokenizer):
-    long = plan_record(0)
-    long = {**long, "id": "long", "messages": [
-        {"role": "user", "content": "word " * 400}, long["messages"][-1]]}
-    dataset, skipped = encode_records(tokenizer, [plan_record(1), long], max_length=256, progress=False)
-    assert skipped == ["long"]
-    assert len(dataset) == 1
-    assert dataset.num_target_tokens < dataset.num_tokens
-    assert encode_example(tokenizer, long["messages"], max_length=256) is None
+def test_too_long_records_lose_history_not_their_target(tokenizer):
+    history = "\n".join(f"Thought: step {n}\nAction: Retrieve[Page {n}]\nObservation: {'word ' * 30}" for n in range(12))
+    long = {"id": "long", "agent": "plan", "messages": [
+        {"role": "system", "content": PLAN_SYSTEM},
+        {"role": "user", "content": f"Question: Where was Ada born?\n{history}\nThought: last\nAction: Lookup[born]"},
+        {"role": "assistant", "content": "Thought: The page says London.\nAction: Finish"}]}
+    unfit = {"id": "unfit", "agent": "plan", "messages": [
+        {"role": "user", "content": "word " * 400}, plan_record(0)["messages"][-1]]}
+    dataset, skipped = encode_records(tokenizer, [plan_record(1), long, unfit], max_length=256, progress=False)
+    # a record with no history lines to drop still cannot fit: counted, never silently lost
+    assert skipped == ["unfit"] and dataset.truncated_ids == ["long"] and len(dataset) == 2
+    example = encode_example(tokenizer, long, max_length=256)
+    assert len(example["input_ids"]) <= 256 and example["truncated"] > 0
+    text = tokenizer.decode(example["input_ids"])
+    assert PLAN_SYSTEM in text and "Question: Where was Ada born?" in text  # the task prompt stays
+    assert "[earlier steps omitted]" in text and "step 0" not in text and "step 11" in text  # oldest go first
+    assert text.endswith("Thought: The page says London.\nAction: Finish" + tokenizer.eos_token)  # the target stays
+    assert encode_example(tokenizer, unfit["messages"], max_length=256) is None
+
+
+def test_transcript_records_are_encoded_as_the_completions_endpoint_sees_them(tokenizer):
+    prompt = "Answer the question.\n\nQuestion: Where was Ada born?\nThought: I need Ada.\nAction: Retrieve["
+    record = {"id": "t", "agent": "tool", "format": "transcript", "prompt": prompt, "completion": "Ada Lovelace]"}
+    example = encode_example(tokenizer, record)
+    n = example["prompt_length"]
+    assert example["input_ids"][:n] == tokenizer(prompt)["input_ids"]  # no chat template
+    assert example["labels"][:n] == [IGNORE_INDEX] * n
+    assert tokenizer.decode(example["input_ids"][n:]) == "Ada Lovelace]" + tokenizer.eos_token
+    # too long: the oldest history lines go, the header, the question and the opening stay
+    steps = "\n".join(f"Thought: step {k}\nAction: Retrieve[Page {k}]\nObservation: {'word ' * 30}" for k in range(10))
+    long = {**record, "prompt": f"Answer the question.\n\nQuestion: Where was Ada born?\n{steps}\n"
+                                "Thought: I need Ada.\nAction: Retrieve["}
+    cut = encode_example(tokenizer, long, max_length=200)
+    text = tokenizer.decode(cut["input_ids"])
+    assert len(cut["input_ids"]) <= 200 and cut["truncated"] > 0
+    assert text.startswith("Answer the question.\n\nQuestion: Where was Ada born?\n[earlier steps omitted]\n")
+    assert text.endswith("Thought: I need Ada.\nAction: Retrieve[Ada Lovelace]" + tokenizer.eos_token)
 
 
 def test_a_template_that_changes_the_prompt_is_refused(tokenizer):
@@ -145,7 +173,7 @@ def test_target_logits_give_the_same_loss_and_gradients(tokenizer):
     from autoact.settings import Settings
 
     torch.manual_seed(0)
-    model = load_peft_model(str(prepare_embedded_model(Settings().home)), FinetuneConfig(lora_dropout=0.0))
+    model = load_peft_model(str(prepare_embedded_model(Settings().home, "smollm2-135m")), FinetuneConfig(lora_dropout=0.0))
     # B = 0 at init would give zero gradients for A: perturb it so both are compared
     with torch.no_grad():
         for name, param in model.named_parameters():

@@ -131,3 +131,17 @@ def test_records_hash_depends_on_content_and_order():
     changed = json.loads(json.dumps(a))
     changed["messages"][-1]["content"] += "!"
     assert records_sha256([changed, b]) != records_sha256([a, b])
+
+
+def test_transcript_records_are_read_and_checked(tmp_path):
+    good = {"id": "t1/plan/0", "agent": "plan", "format": "transcript", "prompt": "Question: q\nThought:",
+            "completion": " I need q.\nAction: Retrieve"}
+    path = tmp_path / "plan.jsonl"
+    path.write_text(json.dumps(good) + "\n")
+    assert read_jsonl(path, require_agent="plan") == [good]
+    for broken, message in (({**good, "completion": " "}, "completion"), ({**good, "prompt": 3}, "'prompt' string")):
+        path.write_text(json.dumps(broken) + "\n")
+        with pytest.raises(RecordError, match=message):
+            read_jsonl(path)
+    # the hash covers the text a transcript record trains on
+    assert records_sha256([good]) != records_sha256([{**good, "completion": " other\nAction: Finish"}])

@@ -35,7 +35,7 @@ def model_path():
     from autoact.modelhub import prepare_embedded_model
     from autoact.settings import Settings
 
-    return str(prepare_embedded_model(Settings().home))
+    return str(prepare_embedded_model(Settings().home, "smollm2-135m"))
 
 
 def tiny(**overrides) -> FinetuneConfig:
