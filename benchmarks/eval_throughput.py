@@ -44,8 +44,8 @@ ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
 
 class RequestRecorder(BaseCallbackHandler):
-    """Every chat request the graphs send (model, messages, extra body) and the number
-    of tokens the server generated for it."""
+    """Every request the graphs send (model, chat messages or transcript prompt, extra
+    body) and the number of tokens the server generated for it."""
 
     def __init__(self) -> None:
         self.pending: dict[Any, dict[str, Any]] = {}
@@ -60,11 +60,26 @@ class RequestRecorder(BaseCallbackHandler):
             "extra_body": dict(params.get("extra_body") or {}),
         }
 
+    def on_llm_start(self, serialized, prompts, *, run_id, invocation_params=None, **kwargs) -> None:
+        """A transcript prompt (the default format) sent to /v1/completions."""
+        params = invocation_params or {}
+        self.pending[run_id] = {
+            "started": time.perf_counter(),
+            "model": params.get("model") or params.get("model_name"),
+            "prompt": prompts[0],
+            "extra_body": dict(params.get("extra_body") or {}),
+        }
+
     def on_llm_end(self, response, *, run_id, **kwargs) -> None:
         request = self.pending.pop(run_id, None)
         if request is None:
             return
-        usage = getattr(response.generations[0][0].message, "usage_metadata", None) or {}
+        generation = response.generations[0][0]
+        usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+        if not usage:  # completions: the batch's token usage
+            token_usage = (response.llm_output or {}).get("token_usage") or {}
+            usage = {"output_tokens": token_usage.get("completion_tokens"),
+                     "input_tokens": token_usage.get("prompt_tokens")}
         request["seconds"] = time.perf_counter() - request.pop("started")
         request["completion_tokens"] = int(usage.get("output_tokens") or 0)
         request["prompt_tokens"] = int(usage.get("input_tokens") or 0)
@@ -85,13 +100,18 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
         n = request["completion_tokens"]
         async with semaphore:
             t0 = time.perf_counter()
-            reply = await client.chat.completions.create(
-                model=request["model"],
-                messages=request["messages"],
-                max_tokens=n,
-                temperature=0.0,
-                extra_body={**request["extra_body"], "ignore_eos": True, "min_tokens": n},
-            )
+            # the structured-output guide is left out: the replay must generate exactly n tokens
+            extra = {k: v for k, v in request["extra_body"].items() if k != "structured_outputs"}
+            extra.update(ignore_eos=True, min_tokens=n)
+            if "prompt" in request:
+                reply = await client.completions.create(
+                    model=request["model"], prompt=request["prompt"], max_tokens=n, temperature=0.0, extra_body=extra
+                )
+            else:
+                reply = await client.chat.completions.create(
+                    model=request["model"], messages=request["messages"], max_tokens=n, temperature=0.0,
+                    extra_body=extra,
+                )
             busy.append(time.perf_counter() - t0)
         generated.append(int(reply.usage.completion_tokens))
 

@@ -42,22 +42,44 @@ def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML or TOML settings file")
-    parser.add_argument("--model", help="'embedded', a local HF model folder or a hub id")
+    parser.add_argument("--model", help="'embedded' (the default model), 'embedded:KEY' (see `autoact model list`), "
+                        "a local HF model folder or a hub id")
     parser.add_argument("--run", help="run directory")
     parser.add_argument("--home", help="cache directory (default $AUTOACT_HOME or ~/.cache/autoact)")
 
 
 # ---- model -------------------------------------------------------------------
 def cmd_model_prepare(args: argparse.Namespace) -> int:
-    from autoact.modelhub import prepare_embedded_model, resolve_model
+    from autoact.modelhub import EMBEDDED_MODELS, embedded_key, prepare_embedded_model, resolve_model
 
     settings = settings_from_args(args)
-    start = time.perf_counter()
-    if settings.model == "embedded":
-        path = prepare_embedded_model(settings.home, force=args.force)
-    else:
-        path = resolve_model(settings.model, settings.home)
-    print(f"model ready: {path} ({time.perf_counter() - start:.1f} s)")
+    keys = list(EMBEDDED_MODELS) if args.all else [args.name or embedded_key(settings.model)]
+    for key in keys:
+        start = time.perf_counter()
+        if key is None:  # a local folder or a hub id
+            path = resolve_model(settings.model, settings.home)
+        else:
+            path = prepare_embedded_model(settings.home, key, force=args.force)
+        print(f"model ready: {path} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cmd_model_list(args: argparse.Namespace) -> int:
+    from autoact.modelhub import (
+        DEFAULT_EMBEDDED, EMBEDDED_MODELS, ModelPreparationError, embedded_model_dir, verify_model_folder,
+    )
+
+    settings = settings_from_args(args)
+    for key, spec in EMBEDDED_MODELS.items():
+        folder = embedded_model_dir(settings.home, key)
+        try:
+            verify_model_folder(folder)
+            state = "prepared"
+        except ModelPreparationError:
+            state = "not prepared"
+        default = " (default)" if key == DEFAULT_EMBEDDED else ""
+        print(f"embedded:{key}{default}: {spec.display_name}\n  licence: {spec.licence}\n"
+              f"  origin: {spec.origin}\n  {state}: {folder}")
     return 0
 
 
@@ -154,21 +176,67 @@ def cmd_serve_load(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- demo (the main job) ---------------------------------------------------------
-def cmd_demo(args: argparse.Namespace) -> int:
+# ---- learn / demo (the main job) -------------------------------------------------
+LEARN_FLAGS = (
+    # (flag, LearnSettings field, type, help)
+    ("--instances", "instances", int, "grounded self-instructed questions"),
+    ("--samples", "samples", int, "trajectories per question: greedy, then sampled"),
+    ("--max-steps", "max_steps", int, "steps per synthesized episode"),
+    ("--eval-max-steps", "eval_max_steps", int, "steps per evaluated episode (default: --max-steps)"),
+    ("--min-reward", "min_reward", float, "the filter's reward threshold (1 = full reward, the method's)"),
+    ("--rounds", "rounds", int, "self-training rounds (1 = AutoAct's single training)"),
+    ("--epochs", "epochs", float, "fine-tuning epochs"),
+    ("--lora-layers", "lora_layers", int, "LoRA in the last N layers only (0: every layer)"),
+    ("--eval-limit", "eval_limit", int, "evaluation questions per level (default: all)"),
+)
+
+
+def learn_settings(settings: Settings, args: argparse.Namespace):
+    """``Settings.learn`` with the flags given on top."""
+    update = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field, _, _ in LEARN_FLAGS
+              if getattr(args, flag[2:].replace("-", "_"), None) is not None}
+    if getattr(args, "rationalize", False):
+        update["rationalize"] = True
+    if getattr(args, "all_layers", False):
+        update["lora_layers"] = 0
+    if getattr(args, "eval_seeds", None):
+        update["eval_seeds"] = [int(x) for x in args.eval_seeds.split(",")]
+    return settings.learn.model_copy(update=update)
+
+
+def cmd_learn(args: argparse.Namespace, task: str | None = None) -> int:
     from autoact.pipeline import PipelineConfig, run_pipeline
 
     settings = settings_from_args(args)
+    task = task or args.task
     if args.run is None:
-        settings = settings.model_copy(update={"run_dir": Path("runs/demo")})
+        settings = settings.model_copy(update={"run_dir": Path("runs") / task})
     config = PipelineConfig(
-        instances=args.instances, samples=args.samples, rationalize=not args.no_rationalize,
-        min_reward=args.min_reward, max_steps=args.max_steps, epochs=args.epochs, eval_limit=args.eval_limit,
+        task=task, data=getattr(args, "data", None), corpus=getattr(args, "corpus", None),
+        learn=learn_settings(settings, args), eval_temperature=args.eval_temperature,
     )
     summary = run_pipeline(settings, config)
-    print(json.dumps(summary, indent=2, default=str))
-    print(f"[demo] report: {summary['report'].get('markdown') or summary['report']}")
+    print(json.dumps({k: summary[k] for k in ("run_dir", "synthesis", "rounds", "scores", "seconds") if k in summary},
+                     indent=2, default=str))
+    print(f"[learn] report: {summary['report'].get('markdown') or summary['report']}")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.run is None:
+        args.run = "runs/demo"
+    return cmd_learn(args, task="demo")
+
+
+def add_learn_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("sizes (default: the settings' [learn] section)")
+    for flag, _, kind, help_text in LEARN_FLAGS:
+        g.add_argument(flag, type=kind, help=help_text)
+    g.add_argument("--all-layers", action="store_true", help="LoRA in every layer (default: the last 8)")
+    g.add_argument("--rationalize", action="store_true",
+                   help="STaR-style hinted retries of unsolved questions (an ablation, not AutoAct)")
+    g.add_argument("--eval-seeds", help="comma-separated sampling seeds, one evaluation each (default 0)")
+    g.add_argument("--eval-temperature", type=float, help="evaluation sampling temperature (default: the settings')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,10 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="the base model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    prepare = model_sub.add_parser("prepare", help="convert the embedded GGUF model into a HF folder, once")
+    prepare = model_sub.add_parser(
+        "prepare", help="convert an embedded GGUF model into a HF folder, once (default: the settings' model)"
+    )
     add_common(prepare)
+    which = prepare.add_mutually_exclusive_group()
+    which.add_argument("--name", metavar="KEY", help="the embedded model to prepare (see `autoact model list`)")
+    which.add_argument("--all", action="store_true", help="prepare every embedded model")
     prepare.add_argument("--force", action="store_true", help="rebuild even if prepared")
     prepare.set_defaults(func=cmd_model_prepare)
+    listing = model_sub.add_parser("list", help="the embedded models, their licences and whether they are prepared")
+    add_common(listing)
+    listing.set_defaults(func=cmd_model_list)
 
     serve = sub.add_parser("serve", help="start the vLLM server with the run's adapters, or attach to one")
     add_common(serve)
@@ -203,18 +279,26 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(func=cmd_serve_load)
 
     demo = sub.add_parser(
-        "demo", help="the main job: the whole pipeline on the embedded model and the demo task",
-        description="prepare -> serve -> synthesize -> fine-tune -> serve adapters -> eval autoact vs react -> report",
+        "demo", help="the main job: the whole method on the embedded model and the demo task",
+        description="prepare -> serve -> synthesize -> fine-tune -> [rounds] -> serve adapters -> "
+                    "evaluate react, no-finetune and autoact -> report",
     )
     add_common(demo)
-    demo.add_argument("--instances", type=int, default=16, help="grounded self-instructed questions")
-    demo.add_argument("--samples", type=int, default=1, help="trajectories per question before rationalization")
-    demo.add_argument("--no-rationalize", action="store_true", help="no hinted retries of unsolved questions")
-    demo.add_argument("--min-reward", type=float, default=1.0, help="the filter's reward threshold")
-    demo.add_argument("--max-steps", type=int, default=4, help="steps per episode")
-    demo.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs")
-    demo.add_argument("--eval-limit", type=int, help="held-out questions per level (default: all)")
+    add_learn_flags(demo)
     demo.set_defaults(func=cmd_demo)
+
+    learn = sub.add_parser(
+        "learn", help="the whole method on any task: synthesize, fine-tune, [rounds], evaluate, report",
+        description="The main job's pipeline for any task, e.g. "
+                    "`autoact learn --task hotpotqa --data easy.jsonl medium.jsonl --rounds 2 --run runs/h1`",
+    )
+    add_common(learn)
+    learn.add_argument("--task", default="demo", help="demo, hotpotqa, scienceqa or custom")
+    learn.add_argument("--data", nargs="+", help="task data files (evaluated; synthesis never uses their "
+                       "supporting paragraphs)")
+    learn.add_argument("--corpus", help="corpus file (JSONL of title/text)")
+    add_learn_flags(learn)
+    learn.set_defaults(func=cmd_learn)
 
     for module_name in COMMAND_MODULES:
         try:

@@ -1,117 +1,267 @@
-"""The main job: the whole method on the embedded model and the built-in demo task.
+"""The whole method on one task: the main job (``autoact demo``) and ``autoact learn``.
 
-    prepare model -> serve base -> synthesize (grounded self-instruct, tool
-    selection, trajectories, filter, differentiate) -> fine-tune plan/tool/reflect
-    -> serve the adapters -> evaluate autoact vs react on the held-out demo
-    questions -> report
+    prepare model -> serve the base -> synthesize (grounded self-instruct, tool
+    selection checked on the seeds, trajectories, filter, differentiate) ->
+    fine-tune plan / tool / reflect (round 1 = AutoAct)
+    [-> rounds 2..R: the unsolved questions re-solved by the last round's agents,
+        filter the union, retrain]
+    -> serve the adapters -> evaluate react, no-finetune and autoact (and
+    autoact-rR) on the held-out questions, one directory per seed -> report
 
-Every stage is resumable: run it again with the same ``--run`` and it continues.
-Sizes are flags; the defaults finish in well under 30 minutes on 2 cores.
+Synthesis never draws data from the paragraphs that support an evaluation
+question (see ``Task.evaluation_titles``). Every stage is resumable: run it again
+with the same ``--run`` and it continues. The server is stopped while adapters
+train: on two cores training and serving cannot share the CPU.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoact.settings import Settings
+from autoact.settings import LearnSettings, Settings
+
+AGENTS = ("plan", "tool", "reflect")
 
 
 @dataclass
 class PipelineConfig:
-    instances: int = 16  # grounded self-instructed questions
-    samples: int = 1  # trajectories per instance before rationalization
-    rationalize: bool = True
-    min_reward: float = 1.0
-    max_steps: int = 4
-    epochs: int = 3
-    eval_limit: int | None = None  # held-out questions per level (None: all)
-    methods: tuple[str, ...] = ("autoact", "react")
+    """One learning run: the task and what to compare; the sizes are ``learn``
+    (``Settings.learn``: config file ``[learn]`` section, ``AUTOACT_LEARN__…``, flags)."""
+
+    task: str = "demo"
+    data: list[str] | None = None  # task data files (hotpotqa, scienceqa, custom)
+    corpus: str | None = None
+    learn: LearnSettings = field(default_factory=LearnSettings)
+    methods: tuple[str, ...] = ("react", "no-finetune", "autoact")
+    eval_temperature: float | None = None  # None: the settings' sampling (greedy by default)
+    prompt_format: str = "transcript"
 
 
 def _stage(name: str, t0: float) -> None:
-    print(f"[demo] {name} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"[learn] {name} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def _synthesis_config(config: PipelineConfig, settings: Settings):
+    from autoact.synth.pipeline import SynthesisConfig
+    from autoact.synth.self_instruct import SelfInstructConfig
+
+    learn = config.learn
+    return SynthesisConfig(
+        task=config.task,
+        data=config.data,
+        corpus=config.corpus,
+        self_instruct=SelfInstructConfig(n=learn.instances, k=1, grounded=True),
+        samples=learn.samples,
+        sample_temperature=learn.sample_temperature,
+        greedy_first=learn.greedy_first,
+        rationalize=learn.rationalize,
+        min_reward=learn.min_reward,
+        max_steps=learn.max_steps,
+        max_kept=learn.max_kept,
+        concurrency=settings.concurrency,
+        prompt_format=config.prompt_format,
+    )
+
+
+def finetune_config(learn: LearnSettings):
+    """The LoRA training settings of a learning run."""
+    from autoact.finetune.config import FinetuneConfig
+
+    return FinetuneConfig(
+        epochs=learn.epochs, learning_rate=learn.learning_rate, lr_scheduler=learn.lr_scheduler,
+        warmup_ratio=learn.warmup_ratio, lora_r=learn.lora_r, lora_alpha=learn.lora_alpha,
+        lora_dropout=learn.lora_dropout, target_modules=learn.lora_targets, lora_layers=learn.lora_layers or None,
+        batch_size=learn.batch_size,
+    )
+
+
+def _train(run_dir: Path, data_dir: Path, adapters_dir: Path, model_path: str, config: PipelineConfig,
+           counts: dict[str, int]) -> list[str]:
+    """Train one adapter per sub-agent that has records; returns the agents trained."""
+    from autoact.finetune.records import read_jsonl
+    from autoact.finetune.train import plot_run_losses, train_adapter
+
+    settings = finetune_config(config.learn)
+    trained = []
+    for agent in AGENTS:
+        if not counts.get(agent):
+            continue
+        path = data_dir / f"{agent}.jsonl"
+        records = read_jsonl(path, require_agent=agent)
+        print(f"[learn] training {agent}: {len(records)} records from {path}", flush=True)
+        manifest = train_adapter(records, model_path, adapters_dir / agent, settings, name=agent, sources=[path])
+        if manifest is not None:
+            r = manifest["result"]
+            print(f"[learn] {agent}: {r['global_step']} steps, final loss {r['final_loss']}, "
+                  f"{r['tokens_per_s']} tokens/s, {r['train_seconds']:.0f} s", flush=True)
+            trained.append(agent)
+    plot_run_losses(run_dir)
+    return trained
+
+
+def _done(adapters_dir: Path, counts: dict[str, int]) -> bool:
+    """Whether every agent with records already has its adapter (a resumed run)."""
+    needed = [a for a in AGENTS if counts.get(a)]
+    return bool(needed) and all((adapters_dir / a / "adapter_config.json").is_file() for a in needed)
 
 
 def run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
+    """Run the whole method (see the module docstring); returns the summary also
+    written to ``RUN/learn-summary.json``. A SIGTERM stops the servers it started."""
+    from autoact.serving.vllm_server import stop_on_sigterm
+
+    with stop_on_sigterm():
+        return _run_pipeline(settings, config)
+
+
+def _run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
+    from autoact.eval.methods import round_adapter
     from autoact.eval.report import write_report
-    from autoact.eval.runner import run_eval
-    from autoact.finetune.config import FinetuneConfig
-    from autoact.finetune.train import finetune_run
+    from autoact.eval.methods import needed_adapters, resolve_methods
+    from autoact.eval.runner import adapter_paths, run_eval
     from autoact.modelhub import resolve_model
-    from autoact.serving.vllm_server import VLLMServer, run_adapters
-    from autoact.synth.pipeline import SynthesisConfig, synthesize
-    from autoact.synth.self_instruct import SelfInstructConfig
+    from autoact.serving.vllm_server import VLLMServer
+    from autoact.synth.pipeline import run_synthesis, selected_tools, task_for
+    from autoact.synth.rounds import cut_round, record_round, round_dir, solved_ids
+    from autoact.synth.journal import Journal
+    from autoact.synth.trajectories import TRAJECTORIES_FILE
+    from autoact.tools import tool_library
 
     t0 = time.perf_counter()
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model_path = resolve_model(settings.model, settings.home)
     _stage(f"model ready: {model_path}", t0)
-    summary: dict[str, Any] = {"run_dir": str(run_dir)}
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir), "model": settings.model,
+        "config": {**{k: v for k, v in asdict(config).items() if k != "learn"}, "learn": config.learn.model_dump()},
+    }
+    synth = _synthesis_config(config, settings)
+    task = task_for(synth)
 
-    # 1. synthesis on the base model (no LoRA: all roles are the base)
-    synth_config = SynthesisConfig(
-        task="demo",
-        self_instruct=SelfInstructConfig(n=config.instances, k=1, grounded=True),
-        samples=config.samples,
-        rationalize=config.rationalize,
-        min_reward=config.min_reward,
-        max_steps=config.max_steps,
-        concurrency=settings.concurrency,
-    )
+    # ---- round 1: AutoAct's synthesis on the base model (no LoRA: every role is the base)
     with VLLMServer(settings, model_path, base_url=settings.server.base_url) as server:
         _stage(f"base model served at {server.base_url}", t0)
-        reports = synthesize(settings, synth_config, server.base_url)
+        reports = asyncio.run(run_synthesis(settings, synth, server.base_url))
+    counts = reports.get("differentiate") or {}
+    kept = (reports.get("filter") or {}).get("kept", 0)
+    instances = (reports.get("self-instruct") or {}).get("instances")
     summary["synthesis"] = {
-        "instances": reports.get("self-instruct", {}).get("instances"),
-        "tools": reports.get("tools", {}).get("selected"),
-        "trajectories": reports.get("trajectories", {}).get("synthesized"),
-        "kept": reports.get("filter", {}).get("kept"),
-        "records": reports.get("differentiate"),
+        "instances": instances,
+        "rejected_by_reason": (reports.get("self-instruct") or {}).get("rejected_by_reason"),
+        "tools": (reports.get("tools") or {}).get("selected"),
+        "tools_why": (reports.get("tools") or {}).get("why"),
+        "trajectories": (reports.get("trajectories") or {}).get("synthesized"),
+        "kept": kept,
+        "records": counts,
     }
     _stage(f"synthesis: {json.dumps(summary['synthesis'])}", t0)
+    tools = [tool_library(task)[n] for n in selected_tools(run_dir, task)]
 
-    # 2. fine-tuning, for every agent that has records
-    records = reports.get("differentiate") or {}
-    agents = [agent for agent in ("plan", "tool", "reflect") if records.get(agent)]
-    if agents:
-        manifests = finetune_run(run_dir, model_path, FinetuneConfig(epochs=config.epochs), agents=agents)
-        methods = list(config.methods)
-        if len(agents) < 3:  # `autoact` needs all three adapters; say so rather than mislabel
-            print(f"[demo] only {agents} had records: group planning is evaluated without fine-tuning", flush=True)
-            methods = ["no-finetune" if m == "autoact" else m for m in config.methods]
-        summary["adapters"] = sorted(manifests)
-        _stage(f"fine-tuned adapters {summary['adapters']}", t0)
+    rounds_done: list[int] = []
+    if all(counts.get(a) for a in AGENTS):
+        if not _done(run_dir / "adapters", counts):
+            _train(run_dir, run_dir / "data", run_dir / "adapters", model_path, config, counts)
+        rounds_done.append(1)
+        record_round(run_dir, {"round": 1, "instances": instances, "kept": kept, "records": counts,
+                               "instances_solved": kept, "newly_solved": kept,
+                               "adapters": list(AGENTS)})
+        _stage("round 1: adapters plan, tool, reflect trained", t0)
     else:
-        summary["adapters"] = []
-        print(
-            "[demo] no trajectory passed the filter, so there is nothing to fine-tune on: "
-            "`autoact` is evaluated with the base model in every role. The embedded 135M model is "
-            "rarely able to solve the task zero-shot; a larger --model (or --min-reward) changes that.",
-            flush=True,
-        )
-        # group planning with the base in every role: the paper's "without fine-tuning" ablation
-        methods = ["no-finetune" if m == "autoact" else m for m in config.methods]
+        missing = [a for a in AGENTS if not counts.get(a)]
+        print(f"[learn] no training records for {missing} ({kept} trajectories kept): nothing to fine-tune, so "
+              "`autoact` cannot be evaluated; the report compares the base model's methods only.", flush=True)
 
-    # 3. evaluation with the adapters served by name (every role without one uses the base)
-    adapters = run_adapters(run_dir)
-    eval_dir = run_dir / "eval"
+    # ---- rounds 2..R: re-solve the unsolved questions with the last round's agents, retrain on the union
+    learn = config.learn
+    for r in range(2, learn.rounds + 1):
+        if not rounds_done:
+            break
+        previous = r - 1
+        adapters = {round_adapter(a, previous): round_dir(run_dir, previous) / "adapters" / a for a in AGENTS}
+        out = round_dir(run_dir, r)
+        with VLLMServer(settings, model_path, adapters=adapters, base_url=settings.server.base_url) as server:
+            _stage(f"round {r}: agents of round {previous} served at {server.base_url}", t0)
+            resolved = asyncio.run(_resolve_round(settings, synth, task, server.base_url, r, config,
+                                                  [t.name for t in tools]))
+        cut = cut_round(run_dir, r, task.description, tools, config.prompt_format, learn.max_kept, learn.min_reward)
+        solved = solved_ids(Journal(run_dir / TRAJECTORIES_FILE).records, learn.min_reward)
+        entry = {"round": r, "instances": instances, "instances_solved": len(solved),
+                 "newly_solved": resolved["newly_solved"], "episodes": resolved["episodes"],
+                 "kept": cut["filter"]["kept"], "kept_by_origin": cut["kept_by_origin"], "records": cut["records"]}
+        if resolved["newly_solved"] == 0:
+            print(f"[learn] round {r}: no new question solved; its data equal round {previous}'s, "
+                  "trained again all the same (a like-for-like row)", flush=True)
+        if not _done(out / "adapters", cut["records"]):
+            _train(run_dir, out / "data", out / "adapters", model_path, config, cut["records"])
+        entry["adapters"] = [round_adapter(a, r) for a in AGENTS]
+        record_round(run_dir, entry)
+        rounds_done.append(r)
+        _stage(f"round {r}: {json.dumps({k: entry[k] for k in ('instances_solved', 'newly_solved', 'kept')})}", t0)
+    summary["rounds"] = rounds_done
+
+    # ---- evaluation: the same questions for every method, one directory per seed
+    methods = [m for m in config.methods if m != "autoact" or rounds_done]
+    if rounds_done and rounds_done[-1] >= 2:
+        methods.append(f"autoact-r{rounds_done[-1]}")
+    eval_dirs = []
+    adapters = adapter_paths(run_dir, needed_adapters(resolve_methods(methods)), resolve_methods(methods))
     with VLLMServer(settings, model_path, adapters=adapters, base_url=settings.server.base_url) as server:
         _stage(f"serving {['base', *adapters]} at {server.base_url}", t0)
-        result = run_eval(
-            settings, "demo", methods, eval_dir, limit=config.eval_limit,
-            base_url=server.base_url, serve=False, max_steps=config.max_steps,
-        )
-    summary["eval"] = {k: result.get(k) for k in ("eval_dir", "questions", "failed")}
-    _stage("evaluation done", t0)
-
-    paths = write_report([eval_dir], run_dir / "report")
+        for seed in learn.eval_seeds:
+            sampling = settings.sampling.model_copy(update={"seed": seed})
+            eval_settings = settings.model_copy(update={"sampling": sampling})
+            eval_dir = run_dir / "eval" / f"seed{seed}"
+            options = {"max_steps": learn.eval_max_steps or learn.max_steps}
+            if config.eval_temperature is not None:
+                options["temperature"] = config.eval_temperature
+            result = run_eval(eval_settings, config.task, methods, eval_dir, data=config.data, corpus=config.corpus,
+                              limit=learn.eval_limit, base_url=server.base_url, serve=False, **options)
+            eval_dirs.append(eval_dir)
+            _stage(f"evaluation seed {seed}: {result.get('questions')} questions, methods {methods}", t0)
+    summary["eval"] = {"dirs": [str(d) for d in eval_dirs], "methods": methods}
+    paths = write_report(eval_dirs, run_dir / "report")
     summary["report"] = {k: str(v) for k, v in paths.items()}
-    _stage(f"report written: {paths}", t0)
+    summary["scores"] = _headline(run_dir / "report" / "report.json")
+    _stage(f"report written: {paths.get('markdown')}", t0)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
-    (run_dir / "demo-summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (run_dir / "learn-summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+async def _resolve_round(settings: Settings, synth: Any, task: Any, base_url: str, round_number: int,
+                         config: PipelineConfig, tool_names: list[str]) -> dict[str, Any]:
+    from autoact.eval.methods import round_adapter
+    from autoact.graph.group import build_group_graph
+    from autoact.synth.pipeline import instances_for
+    from autoact.synth.rounds import resolve_unsolved
+
+    previous = round_number - 1
+    context = {
+        "base_url": base_url, "task": config.task, "data": config.data, "corpus": config.corpus,
+        "tools": tool_names, "max_steps": config.learn.max_steps, "reflect": True, "mode": "iterative",
+        "prompt_format": config.prompt_format,
+        **{f"{a}_model": round_adapter(a, previous) for a in AGENTS},
+    }
+    instances = instances_for(task, synth, Path(settings.run_dir))
+    return await resolve_unsolved(
+        instances, build_group_graph(settings=settings), context, Path(settings.run_dir), round_number,
+        config.learn.round_samples, config.learn.sample_temperature, settings.concurrency, tool_names,
+        config.learn.min_reward,
+    )
+
+
+def _headline(report_json: Path) -> dict[str, Any]:
+    """The All column of the first metric per method (mean over seeds), for the summary."""
+    from autoact.eval.aggregate import ALL
+
+    if not report_json.is_file():
+        return {}
+    report = json.loads(report_json.read_text())
+    metric = report["metrics"][0]
+    return {m: round((row.get(ALL) or {}).get("mean", 0.0), 2) for m, row in report["scores"][metric].items()}

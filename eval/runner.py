@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from langchain_core.messages import HumanMessage
 from autoact.concurrency import Progress, run_bounded
 from autoact.eval.aggregate import group_of, metrics_for, summarize
 from autoact.eval.methods import Method, context_schema, graph_builder, needed_adapters, resolve_methods
+from autoact.serving.vllm_server import stop_on_sigterm
 from autoact.settings import Settings
 from autoact.synth.journal import Journal
 from autoact.tools import Task, TaskInstance, load_task, tool_library
@@ -124,10 +123,19 @@ def check_adapters(served: Sequence[str], methods: Sequence[Method], url: str, r
             )
 
 
+def adapter_dir(run_dir: Path, name: str) -> Path:
+    """Where a served adapter name lives in a run: ``RUN/adapters/<name>``, and for a
+    later self-training round (``plan-r2``) ``RUN/rounds/r2/adapters/plan``."""
+    agent, sep, round_tag = name.rpartition("-r")
+    if sep and agent and round_tag.isdigit():
+        return Path(run_dir) / "rounds" / f"r{round_tag}" / "adapters" / agent
+    return Path(run_dir) / "adapters" / name
+
+
 def adapter_paths(run_dir: Path, names: Sequence[str], methods: Sequence[Method]) -> dict[str, Path]:
     paths = {}
     for name in names:
-        path = Path(run_dir) / "adapters" / name
+        path = adapter_dir(run_dir, name)
         if not (path / "adapter_config.json").is_file():
             users = [m.name for m in methods if name in m.adapters]
             how = "`autoact finetune --one-agent`" if name == "one-agent" else "`autoact finetune`"
@@ -186,22 +194,7 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
             server.stop()
 
 
-@contextlib.contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while a server we started runs, so that a killed
-    evaluation (``timeout``, a job scheduler) still stops it. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _exit(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+_stop_on_sigterm = stop_on_sigterm  # the name the tests know
 
 
 # ---- one question ------------------------------------------------------------------------------------
@@ -403,6 +396,12 @@ def plan_eval(
         "run_dir": str(Path(settings.run_dir).resolve()),
         "seed": settings.sampling.seed,
         "temperature": temperature if temperature is not None else settings.sampling.temperature,
+        "sampling": {
+            "temperature": temperature if temperature is not None else settings.sampling.temperature,
+            "top_p": settings.sampling.top_p,
+            "top_k": settings.sampling.top_k if settings.sampling.top_k > 0 else None,
+            "max_tokens": options.get("max_tokens") or settings.sampling.max_tokens,
+        },
         "methods": [m.name for m in chosen],
         "questions": len(instances),
         "options": {k: v for k, v in options.items() if v is not None},

@@ -71,6 +71,14 @@ class BaseContext(BaseModel):
         description="where worked examples come from: task = episodes built from the task's seed questions "
         "(generic ones where none fits); generic = the built-in examples",
     )
+    reflection_examples: bool = Field(
+        True, description="the single agent's reflection prompt shows the worked examples with their reflections"
+    )
+    repeat_guard: bool = Field(
+        True,
+        description="after an action that repeats an earlier one with the same result, the next step must be "
+        "Finish (enforced with structured outputs)",
+    )
     structured: bool = Field(
         True,
         description="constrain each step's format with vLLM structured outputs (action names, the Reflect "

@@ -40,6 +40,7 @@ from .nodes import (
     execute_logic,
     finalize_logic,
     finish,
+    finish_forced,
     halt,
     invalid_step,
     over_budget,
@@ -85,7 +86,8 @@ def plan(state: dict, context: BaseContext, deps: Deps):
         return halt("context")
     names = builders.action_names(tools)
     parsed, usage = yield from ask_step(
-        context, "plan", "plan", messages, usage, lambda t: parse_plan(t, names), guide=guides.plan_step(tool_names(tools))
+        context, "plan", "plan", messages, usage, lambda t: parse_plan(t, names),
+        guide=guides.plan_step([] if finish_forced(context, steps) else tool_names(tools)),
     )
     if parsed is None:
         return halt("context", {"usage": usage})

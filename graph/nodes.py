@@ -97,6 +97,20 @@ def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, task: A
                                      examples=examples, obs_chars=context.observation_chars, **extra)
 
 
+def repeated(step: dict) -> bool:
+    """Whether a step repeated an earlier action with the same result (the execute
+    node then replaced its observation with the ``repeated`` note)."""
+    note = builders.fragment("repeated", observation="").split(":")[0]
+    return str(step.get("observation", "")).startswith(note)
+
+
+def finish_forced(context: BaseContext, steps: list) -> bool:
+    """The repeat guard: after an action that repeated an earlier one, the next step
+    must be Finish (small models otherwise loop on ``Lookup[year]`` until the step
+    limit, although the page they hold has the answer)."""
+    return context.repeat_guard and bool(steps) and repeated(steps[-1])
+
+
 def choices_of(state: dict) -> list[str] | None:
     instance = state.get("instance") or {}
     return list(instance.get("choices") or []) or None

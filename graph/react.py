@@ -36,6 +36,7 @@ from .nodes import (
     execute_logic,
     finalize_logic,
     finish,
+    finish_forced,
     halt,
     invalid_step,
     over_budget,
@@ -62,7 +63,8 @@ def act(state: dict, context: BaseContext, deps: Deps):
     if over_budget(messages, usage, context, deps, ROLE):
         return halt("context")
     names = builders.action_names(tools)
-    guide = guides.react_step(tool_names(tools), choices_of(state))
+    allowed = [] if finish_forced(context, steps) else tool_names(tools)
+    guide = guides.react_step(allowed, choices_of(state))
     parsed, usage = yield from ask_step(
         context, ROLE, "react", messages, usage, lambda t: parse_react(t, names), guide=guide
     )
@@ -85,6 +87,7 @@ def reflect(state: dict, context: BaseContext, deps: Deps):
     messages = yield from agent_prompt(
         "react", ROLE, context, deps, task, tools, state["question"], state.get("trajectory", []),
         state.get("reflections", []), reflect=True,
+        **({"reflection_examples": context.reflection_examples} if context.prompt_format == "transcript" else {}),
     )
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):

@@ -50,6 +50,12 @@ def grounded_messages(
     return messages
 
 
+def grounded_demonstrations() -> list[dict[str, str]]:
+    """Generic worked turns for grounded self-instruct (``self_instruct_grounded_example.yaml``)."""
+    data = yaml.safe_load((TEMPLATE_DIR / "self_instruct_grounded_example.yaml").read_text(encoding="utf-8"))
+    return list(data["demonstrations"])
+
+
 def _tool_lines(tools: Sequence[Any]) -> str:
     lines = []
     for tool in tools:

@@ -115,13 +115,19 @@ def react_prompt(
     reflect: bool = False,
     examples: Sequence[Example] = (),
     obs_chars: int = DEFAULT_OBS_CHARS,
+    reflection_examples: bool = True,
 ) -> str:
-    """The single agent's next step, or (``reflect=True``, after Finish) its reflection."""
+    """The single agent's next step, or (``reflect=True``, after Finish) its reflection.
+
+    Its reflection prompt shows the examples with their reflections: without one
+    to follow, the 0.5B meta-agent judged most right answers wrong (and then wrote
+    ``Finish[wrong]``). Its step prompt shows them without (small models took
+    ``Reflect[...]`` for the way to answer), so the two calls share no example text."""
     episode = _episode(question, history, reflections, obs_chars)
     if reflect:
         _needs_finish(history)
         episode += "\n" + fragment("react_reflect_instruction")
-    header = _header("transcript_react", task_description, tools, examples)
+    header = _header("transcript_react", task_description, tools, examples, reflection=reflect and reflection_examples)
     return f"{header}\n\n{episode}\n{OPENINGS['react']}"
 
 

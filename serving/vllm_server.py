@@ -15,15 +15,18 @@ Without adapters the server runs without LoRA and ``base`` is the model itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -269,6 +272,25 @@ class VLLMServer:
             "lora": self.lora,
             "log": str(self.log_path) if self.log_path else None,
         }
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while servers we started run, so that a killed
+    command (``timeout``, a job scheduler, ``kill``) still stops them through their
+    ``with`` blocks instead of leaving them behind. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_adapters(run_dir: Path, names: tuple[str, ...] = ("plan", "tool", "reflect")) -> dict[str, Path]:

@@ -61,6 +61,8 @@ class SynthesisConfig:
     structured: bool = True  # vLLM structured outputs for action names, verdicts, choices
     tool_trials: bool = True  # try the meta-agent's tool choice on the seeds against the task's defaults
     example_source: str = "task"  # worked examples in the meta-agent's prompt: from the seeds, or generic
+    repeat_guard: bool = True  # after a repeated action the next step must be Finish
+    reflection_examples: bool = True  # the reflection prompt's examples show their reflections
 
 
 def task_for(config: SynthesisConfig) -> Task:
@@ -154,6 +156,8 @@ async def run_synthesis(
             "prompt_format": config.prompt_format,
             "structured": config.structured,
             "example_source": config.example_source,
+            "repeat_guard": config.repeat_guard,
+            "reflection_examples": config.reflection_examples,
         }
 
     if "tools" in stages:

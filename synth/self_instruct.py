@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from autoact.concurrency import Progress
 from autoact.eval.metrics import normalize_answer_lenient as normalize_answer
-from autoact.prompts.meta import grounded_messages, self_instruct_messages
+from autoact.prompts.meta import grounded_demonstrations, grounded_messages, self_instruct_messages
 from autoact.synth.journal import Journal, stable_id
 from autoact.tools import Task, TaskInstance
 
@@ -207,10 +207,14 @@ class SelfInstruct:
             return self.task.corpus.get(titles[0]) if titles[0] in self.task.corpus.titles else None
         from autoact.tools import get_index
 
+        # a paragraph about the seed's question that states its answer; a paragraph that
+        # merely contains the answer word would make a misleading demonstration
         answer = f" {normalize_answer(seed.answer)} "
+        asked = set(normalize_answer(seed.question).split())
         for hit in get_index(self.task.corpus).search(seed.question, k=5):
             paragraph = getattr(hit, "paragraph", hit)
-            if answer in f" {normalize_answer(paragraph.text)} ":
+            about = set(normalize_answer(paragraph.title).split()) <= asked
+            if about and answer in f" {normalize_answer(paragraph.text)} ":
                 return paragraph
         return None
 
@@ -229,11 +233,8 @@ class SelfInstruct:
             p = self.task.corpus.get(titles[0]) if len(titles) == 1 else None
             if p is not None:
                 pool.append((f"[{p.title}] {p.text}", r["question"], r["answer"]))
-        if not pool:
-            raise ValueError(
-                "grounded self-instruct found no corpus paragraph for any seed (no supporting_titles, "
-                "and no search hit containing a seed's answer)"
-            )
+        if len(pool) < 2:  # no seed's paragraph is in the corpus (HotpotQA's are not): generic turns
+            pool += [(d["paragraph"], d["question"], d["answer"]) for d in grounded_demonstrations()]
         return rng.sample(pool, min(2, len(pool)))
 
     async def run_round(self, index: int) -> dict[str, Any]:

@@ -113,3 +113,38 @@ def test_report_command(seeds, tmp_path, capsys):
     assert main(["report", *map(str, seeds), "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "report.md" in out and "report.html" in out and (tmp_path / "r" / "plots" / "cost_vs_score.png").is_file()
+
+
+def test_report_states_the_set_up(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({
+        "synthesis": {"instances": "self-instruct", "samples": 2, "sample_temperature": 0.9, "max_steps": 4,
+                      "min_reward": 1.0, "rationalize": False},
+        "stages": {"self-instruct": {"instances": 40, "separation": {"excluded_paragraphs": 23}},
+                   "tools": {"selected": ["Retrieve", "Lookup"]}, "filter": {"total": 80, "kept": 31}},
+    }))
+    (run / "learning.json").write_text(json.dumps({"rounds": [
+        {"round": 1, "instances": 40, "instances_solved": 31, "newly_solved": 31, "kept": 31,
+         "records": {"plan": 70, "tool": 70, "reflect": 31}, "adapters": ["plan", "tool", "reflect"]},
+        {"round": 2, "instances": 40, "instances_solved": 35, "newly_solved": 4, "kept": 35,
+         "records": {"plan": 80, "tool": 80, "reflect": 35}, "adapters": ["plan-r2", "tool-r2", "reflect-r2"]}]}))
+    d = tmp_path / "seed0"
+    d.mkdir()
+    (d / "eval.json").write_text(json.dumps({
+        "benchmark": "hotpotqa", "seed": 0, "model": "embedded", "run_dir": str(run), "tools": ["Retrieve"],
+        "questions": 2, "data": ["easy.jsonl"], "options": {"max_steps": 4},
+        "sampling": {"temperature": 0.5, "top_p": 0.75, "top_k": 40, "max_tokens": 128}}))
+    for method in ("react", "autoact", "autoact-r2"):
+        (d / f"{method}.jsonl").write_text(json.dumps(_record("a", "easy", 1.0, 1.0)) + "\n")
+    paths = write_report([d], tmp_path / "report")
+    text = paths["markdown"].read_text()
+    setup = text.split("## Set-up")[1].split("##")[0]
+    assert "offline corpus" in setup and "live Wikipedia" in setup
+    assert "temperature 0.5, top_p 0.75, top_k 40" in setup and "seeds 0" in setup
+    assert "official HotpotQA script" in setup
+    assert "40 self-instructed questions (none written from the 23 paragraphs" in setup
+    assert "80 trajectories synthesized" in setup and "31 kept at reward >= 1.0" in setup
+    assert "Round 2: 35 of 40 synthesized questions solved (new this round: 4)" in setup
+    assert build_report([d])["methods"] == ["react", "autoact", "autoact-r2"]
+    assert "autoact-r2: group planning with the adapters retrained after self-training round 2" in text

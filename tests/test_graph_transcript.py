@@ -74,3 +74,27 @@ def test_tool_answer_without_its_closing_bracket_is_read():
     state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=CONTEXT)
     assert state["answer"] == "Seine"
     assert _sent(tool)[0].endswith("Thought: It is the Seine.\nAction: Finish[")
+
+
+def test_after_a_repeated_action_the_guide_allows_only_finish(monkeypatch):
+    from autoact.graph.models import ModelResolver
+    from autoact.prompts import guides
+
+    # pretend the injected model is a vLLM server, so the graph sends its guides
+    monkeypatch.setattr(ModelResolver, "serves", lambda self, role: True)
+    meta = scripted(
+        " I need the tower.\nAction: Retrieve[Eiffel Tower]",
+        " Again.\nAction: Retrieve[Eiffel Tower]",
+        " The page said Paris.\nAction: Finish[Paris]",
+    )
+    graph = build_react_graph({"meta": meta}, backend=fake_backend())
+    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD},
+                         context={**CONTEXT, "reflect": False})
+    assert state["trajectory"][1]["observation"].startswith("You did this before")
+    sent = [kw["extra_body"]["structured_outputs"]["regex"] for kw in meta.call_kwargs]
+    assert sent == [guides.react_step(["Retrieve", "Lookup"])] * 2 + [guides.react_step([])]
+    off = scripted(" a\nAction: Retrieve[Eiffel Tower]", " b\nAction: Retrieve[Eiffel Tower]", " c\nAction: Finish[x]")
+    graph = build_react_graph({"meta": off}, backend=fake_backend())
+    graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD},
+                 context={**CONTEXT, "reflect": False, "repeat_guard": False})
+    assert off.call_kwargs[2]["extra_body"]["structured_outputs"]["regex"] == guides.react_step(["Retrieve", "Lookup"])

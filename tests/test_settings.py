@@ -61,3 +61,24 @@ def test_bad_values_are_refused(monkeypatch):
     monkeypatch.setenv("AUTOACT_CONFIG", "/no/such/file.toml")
     with pytest.raises(FileNotFoundError):
         Settings()
+
+
+def test_paper_profile_sets_the_published_recipe(repo_root):
+    from autoact.pipeline import PipelineConfig, _synthesis_config, finetune_config
+
+    settings = load_settings(repo_root / "configs" / "paper.toml")
+    s = settings.sampling
+    assert (s.temperature, s.top_p, s.top_k) == (0.5, 0.75, 40)  # inference sampling
+    learn = settings.learn
+    assert learn.max_steps == 15 and learn.eval_max_steps == 10 and learn.max_kept == 200
+    assert learn.sample_temperature == 0.9 and learn.greedy_first is False and learn.rounds == 1
+    synth = _synthesis_config(PipelineConfig(task="hotpotqa", learn=learn), settings)
+    assert (synth.max_steps, synth.max_kept, synth.sample_temperature, synth.greedy_first) == (15, 200, 0.9, False)
+    assert synth.min_reward == 1.0 and synth.rationalize is False
+    train = finetune_config(learn)
+    assert (train.lora_r, train.lora_alpha, train.lora_dropout) == (8, 16, 0.05)
+    assert train.target_modules == ["q_proj", "v_proj"] and train.lora_layers is None  # every layer
+    assert (train.learning_rate, train.epochs, train.lr_scheduler, train.warmup_ratio) == (1e-4, 5, "cosine", 0.03)
+    # the CPU defaults differ where the README says so
+    cpu = Settings().learn
+    assert cpu.max_steps == 4 and cpu.epochs == 2 and cpu.lora_layers == 8 and cpu.greedy_first is True
