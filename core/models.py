@@ -55,48 +55,37 @@ def role_model_name(role: str, settings: Settings, served: list[str]) -> str:
     return BASE_MODEL_NAME
 
 
-class EndpointChatOpenAI(ChatOpenAI):
-    """ChatOpenAI whose connection errors name the endpoint URL."""
+class _NamesItsEndpoint:
+    """Connection errors name the endpoint URL and the model.
 
-    # explicit ``run_manager``: LangChain passes per-call options (extra_body: the
-    # prefill flags, structured outputs) only to methods whose signature names it
+    The overrides spell out ``run_manager``: LangChain passes per-call options
+    (extra_body: the prefill flags, structured outputs) only to ``_generate`` methods
+    whose signature names it (a ``*args`` override silently dropped them)."""
+
+    def _unreachable(self, exc: Exception) -> ModelServerUnreachable:
+        return ModelServerUnreachable(
+            f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
+        )
+
     def _generate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
         try:
             return super()._generate(prompts, stop=stop, run_manager=run_manager, **kwargs)
         except openai.APIConnectionError as exc:
-            raise ModelServerUnreachable(
-                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
-            ) from exc
+            raise self._unreachable(exc) from exc
 
     async def _agenerate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
         try:
             return await super()._agenerate(prompts, stop=stop, run_manager=run_manager, **kwargs)
         except openai.APIConnectionError as exc:
-            raise ModelServerUnreachable(
-                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
-            ) from exc
+            raise self._unreachable(exc) from exc
 
 
-class EndpointOpenAI(OpenAI):
-    """The completions client (transcript prompts) whose connection errors name the URL."""
+class EndpointChatOpenAI(_NamesItsEndpoint, ChatOpenAI):
+    """The chat client of a role (chat-format prompts)."""
 
-    async def _agenerate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
-        try:
-            return await super()._agenerate(prompts, stop=stop, run_manager=run_manager, **kwargs)
-        except openai.APIConnectionError as exc:
-            raise ModelServerUnreachable(
-                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
-            ) from exc
 
-    # explicit ``run_manager``: LangChain passes per-call options (extra_body: the
-    # prefill flags, structured outputs) only to methods whose signature names it
-    def _generate(self, prompts: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any):
-        try:
-            return super()._generate(prompts, stop=stop, run_manager=run_manager, **kwargs)
-        except openai.APIConnectionError as exc:
-            raise ModelServerUnreachable(
-                f"cannot reach the model server at {self.openai_api_base} (model {self.model_name}): {exc}"
-            ) from exc
+class EndpointOpenAI(_NamesItsEndpoint, OpenAI):
+    """The completions client of a role (transcript prompts)."""
 
 
 def completion_model(

@@ -440,6 +440,28 @@ def one_pass_plan_messages(
 
 
 # ---- trajectory -> training records ------------------------------------------------------
+def training_points(
+    trajectory: Sequence[Mapping[str, Any]], tools: Sequence[ToolLike], reflections: Sequence[Mapping[str, Any]] = ()
+):
+    """The points of a finished trajectory that become training records, in order:
+    ``("step", i, history, reflections before, step)`` for every valid step i, then
+    ``("reflection", j, history up to the j-th Finish, reflections before, reflection)``.
+    Steps the graph recorded as invalid (unknown action) stay in later histories but
+    are no point of their own. Shared by both prompt formats' record cutters."""
+    steps = list(trajectory)
+    for step in steps:
+        _check_step(step)
+    valid = set(action_names(tools))
+    finishes = [i for i, s in enumerate(steps) if s["action"] == FINISH]
+    if len(reflections) > len(finishes):
+        raise PromptError(f"{len(reflections)} reflections but only {len(finishes)} Finish steps")
+    for i, step in enumerate(steps):
+        if step["action"] in valid:
+            yield "step", i, steps[:i], _reflections_before(steps[:i], reflections), step
+    for j, (reflection, f) in enumerate(zip(reflections, finishes)):
+        yield "reflection", j, steps[: f + 1], list(reflections[:j]), reflection
+
+
 def training_records(
     trajectory: Sequence[Mapping[str, Any]],
     task_description: str,
@@ -472,12 +494,7 @@ def training_records(
     if unknown:
         raise PromptError(f"unknown agents {sorted(unknown)}")
     steps = list(trajectory)
-    for step in steps:
-        _check_step(step)
     valid = set(action_names(tools))
-    finishes = [i for i, s in enumerate(steps) if s["action"] == FINISH]
-    if len(reflections) > len(finishes):
-        raise PromptError(f"{len(reflections)} reflections but only {len(finishes)} Finish steps")
     out: dict[str, list[dict]] = {agent: [] for agent in agents}
 
     def add(agent: str, index: int, prompt: list[dict[str, str]], target: str) -> None:
@@ -489,30 +506,26 @@ def training_records(
             }
         )
 
-    for i, step in enumerate(steps):
-        if step["action"] not in valid:
+    for kind, index, history, before, item in training_points(steps, tools, reflections):
+        if kind == "step":
+            step = item
+            if "plan" in out:
+                prompt = plan_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
+                add("plan", index, prompt, plan_target(step["thought"], step["action"]))
+            if "react" in out and one_line(step["argument"]):
+                prompt = react_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
+                add("react", index, prompt, react_target(step))
+            if "tool" in out and one_line(step["argument"]):
+                prompt = tool_messages(task_description, tools, question, history, step["thought"], step["action"],
+                                       before, obs_chars=obs_chars)
+                add("tool", index, prompt, one_line(step["argument"]))
             continue
-        history, before = steps[:i], _reflections_before(steps[:i], reflections)
-        if "plan" in out:
-            prompt = plan_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("plan", i, prompt, plan_target(step["thought"], step["action"]))
-        if "react" in out and one_line(step["argument"]):
-            prompt = react_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("react", i, prompt, react_target(step))
-        if "tool" in out and one_line(step["argument"]):
-            prompt = tool_messages(
-                task_description, tools, question, history, step["thought"], step["action"], before, obs_chars=obs_chars
-            )
-            add("tool", i, prompt, one_line(step["argument"]))
-
-    for j, (reflection, f) in enumerate(zip(reflections, finishes)):
-        history, before = steps[: f + 1], list(reflections[:j])
         if "reflect" in out:
             prompt = reflect_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("reflect", j, prompt, reflection_target(reflection))
+            add("reflect", index, prompt, reflection_target(item))
         if "react" in out:
             prompt = react_messages(task_description, tools, question, history, before, reflect=True, obs_chars=obs_chars)
-            add("react", len(steps) + j, prompt, reflection_target(reflection))
+            add("react", len(steps) + index, prompt, reflection_target(item))
 
     if "one_pass" in out and steps and not any(r["verdict"] == "wrong" for r in reflections):
         if all(s["action"] in valid for s in steps) and steps[-1]["action"] == FINISH:

@@ -39,9 +39,7 @@ from autoact.prompts.builders import (
     REFLECT,
     THOUGHT,
     PromptError,
-    _check_step,
     _fill,
-    _reflections_before,
     action_names,
     format_action,
     fragment,
@@ -50,6 +48,7 @@ from autoact.prompts.builders import (
     render_history,
     render_tools,
     subgoal_lines,
+    training_points,
 )
 
 #: What each kind's prompt ends with: the start of the line the model writes.
@@ -254,42 +253,33 @@ def training_records(
     if unknown:
         raise PromptError(f"unknown agents {sorted(unknown)} for transcript records")
     steps = list(trajectory)
-    for step in steps:
-        _check_step(step)
-    valid = set(action_names(tools))
-    finishes = [i for i, s in enumerate(steps) if s["action"] == FINISH]
-    if len(reflections) > len(finishes):
-        raise PromptError(f"{len(reflections)} reflections but only {len(finishes)} Finish steps")
     out: dict[str, list[dict]] = {agent: [] for agent in agents}
 
     def add(agent: str, index: int, prompt: str, completion: str) -> None:
         out[agent].append({"id": f"{record_id}/{agent}/{index}", "agent": agent, "format": "transcript",
                            "prompt": prompt, "completion": completion})
 
-    for i, step in enumerate(steps):
-        if step["action"] not in valid:
+    for kind, index, history, before, item in training_points(steps, tools, reflections):
+        if kind == "step":
+            step, has_argument = item, bool(one_line(item["argument"]))
+            if "plan" in out:
+                prompt = plan_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
+                add("plan", index, prompt, plan_completion(step["thought"], step["action"]))
+            if "tool" in out and has_argument:
+                prompt = tool_prompt(task_description, tools, question, history, step["thought"], step["action"],
+                                     before, obs_chars=obs_chars)
+                add("tool", index, prompt, tool_completion(step["argument"]))
+            if "react" in out and has_argument:
+                prompt = react_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
+                add("react", index, prompt, react_completion(step))
             continue
-        history, before = steps[:i], _reflections_before(steps[:i], reflections)
-        has_argument = bool(one_line(step["argument"]))
-        if "plan" in out:
-            prompt = plan_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("plan", i, prompt, plan_completion(step["thought"], step["action"]))
-        if "tool" in out and has_argument:
-            prompt = tool_prompt(task_description, tools, question, history, step["thought"], step["action"], before,
-                                 obs_chars=obs_chars)
-            add("tool", i, prompt, tool_completion(step["argument"]))
-        if "react" in out and has_argument:
-            prompt = react_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("react", i, prompt, react_completion(step))
-
-    for j, (reflection, f) in enumerate(zip(reflections, finishes)):
-        history, before = steps[: f + 1], list(reflections[:j])
         if "reflect" in out:
             prompt = reflect_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("reflect", j, prompt, reflect_completion(reflection))
+            add("reflect", index, prompt, reflect_completion(item))
         if "react" in out:
-            prompt = react_prompt(task_description, tools, question, history, before, reflect=True, obs_chars=obs_chars)
-            add("react", len(steps) + j, prompt, reflect_completion(reflection))
+            prompt = react_prompt(task_description, tools, question, history, before, reflect=True,
+                                  obs_chars=obs_chars)
+            add("react", len(steps) + index, prompt, reflect_completion(item))
     return out
 
 
