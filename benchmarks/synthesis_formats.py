@@ -11,12 +11,14 @@ one change to the one before:
 2. transcript: one text the model continues on /v1/completions, generic one-hop
    and multi-hop examples;
 3. task examples: the worked examples built from the task's seed questions;
-4. structured outputs: the action line constrained by vLLM (a valid action name);
-5. sampling: two more samples per question at temperature 0.9 (the paper's);
+4. structured outputs: the action line and the Reflect verdict constrained by vLLM;
+5. reflection examples: the reflection prompt shows the worked examples with their
+   reflections (with readable verdicts, the 0.5B model judged most right answers
+   wrong, then answered ``Finish[wrong]``);
 6. repeat guard: after an action that repeats an earlier one, the next step must be
    Finish;
-7. reflection examples: the reflection prompt shows the worked examples with their
-   reflections (without, the 0.5B model judged most right answers wrong).
+7. sampling: two more samples per question at temperature 0.9 (the paper's); the
+   greedy episodes are those of step 6 (same configuration, same seed).
 
 It prints, per configuration, the questions solved at full reward (exact answer)
 greedily and by any sample, the episodes solved, the mean reward, the halt reasons
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import time
 from collections import Counter
@@ -46,9 +49,9 @@ STEPS = [
     ("+ transcript, generic one-hop and multi-hop examples", dict(prompt_format="transcript")),
     ("+ examples from the task's seeds", dict(example_source="task")),
     ("+ structured outputs", dict(structured=True)),
-    ("+ 2 samples at temperature 0.9", dict(samples=3)),
-    ("+ repeat guard (Finish after a repeated action)", dict(repeat_guard=True)),
     ("+ reflections shown in the reflection prompt's examples", dict(reflection_examples=True)),
+    ("+ repeat guard (Finish after a repeated action)", dict(repeat_guard=True)),
+    ("+ 2 samples at temperature 0.9", dict(samples=3)),
 ]
 
 
@@ -84,12 +87,20 @@ async def run(args: argparse.Namespace) -> list[dict]:
         for n, (label, change) in enumerate(STEPS, 1):
             config = replace(config, **change)
             run_dir = out / f"step{n}"
+            if set(change) == {"samples"} and not (run_dir / TRAJECTORIES_FILE).exists():
+                # only the number of samples changes: the greedy episodes are the previous step's
+                run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy(out / f"step{n - 1}" / TRAJECTORIES_FILE, run_dir / TRAJECTORIES_FILE)
             step_settings = settings.model_copy(update={"run_dir": run_dir})
             start = time.perf_counter()
             await run_synthesis(step_settings, config, base_url, stages=("tools", "trajectories"))
             seconds = time.perf_counter() - start
             row = {"step": n, "change": label, **summarize(Journal(run_dir / TRAJECTORIES_FILE).records),
                    "seconds": round(seconds, 1)}
+            saved = run_dir / "row.json"
+            if saved.is_file() and json.loads(saved.read_text())["episodes"] == row["episodes"]:
+                row["seconds"] = json.loads(saved.read_text())["seconds"]  # a resumed step keeps its own time
+            saved.write_text(json.dumps(row))
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows

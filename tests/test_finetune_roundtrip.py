@@ -74,9 +74,39 @@ def trained(tmp_path_factory, embedded_model):
     return {"record": record, "adapter": run / "adapters" / "plan", "manifest": manifest, "run": run}
 
 
+def transcript_record() -> dict:
+    """The second plan step of a trajectory as a transcript record (the default format)."""
+    from autoact.prompts.transcript import training_records
+
+    tools = [
+        {"name": "Retrieve", "description": "Retrieve the page of an entity from the corpus.", "usage": "Retrieve[entity]"},
+        {"name": "Lookup", "description": "The next sentence with the keyword in the last page.", "usage": "Lookup[keyword]"},
+    ]
+    trajectory = [
+        {"thought": "I need the birthplace of Ada Lovelace.", "action": "Retrieve", "argument": "Ada Lovelace",
+         "observation": "Ada Lovelace was an English mathematician, born in London."},
+        {"thought": "Ada Lovelace was born in London.", "action": "Finish", "argument": "London", "observation": ""},
+    ]
+    records = training_records(trajectory, "Answer questions about people and places.", tools,
+                               "Where was Ada Lovelace born?", record_id="demo-t")
+    return records["plan"][1]
+
+
 @pytest.fixture(scope="module")
-def server(trained, real_settings, embedded_model):
-    server = VLLMServer(real_settings, embedded_model, adapters={"plan": trained["adapter"]})
+def trained_transcript(tmp_path_factory, embedded_model):
+    record = transcript_record()
+    run = tmp_path_factory.mktemp("roundtrip-transcript")
+    write_jsonl(run / "data" / "plan.jsonl", [record])
+    config = FinetuneConfig(learning_rate=1e-3, max_steps=24, batch_size=1, warmup_ratio=0.0, lora_dropout=0.0,
+                            logging_steps=4, save_steps=1000, threads=1, progress=False)
+    finetune_run(run, embedded_model, config, agents=["plan"])
+    return {"record": record, "adapter": run / "adapters" / "plan"}
+
+
+@pytest.fixture(scope="module")
+def server(trained, trained_transcript, real_settings, embedded_model):
+    server = VLLMServer(real_settings, embedded_model,
+                        adapters={"plan": trained["adapter"], "plan-t": trained_transcript["adapter"]})
     server.start()
     try:
         yield server
@@ -183,3 +213,23 @@ def test_cli_trains_three_adapters_and_checks_them_served(tmp_path, server, monk
         assert re.search(rf"\[serve-check\] {name} \(demo-0-{name}", out), out
     assert {"plan", "tool", "reflect"} <= set(list_models(server.base_url))
     assert "hot-loaded ['plan', 'reflect', 'tool']" in out
+
+
+def test_transcript_round_trip_on_the_completions_endpoint(trained_transcript, server, real_settings, embedded_model):
+    from autoact.models import completion_model
+
+    record = trained_transcript["record"]
+    tokenizer = load_tokenizer(embedded_model)
+    example = encode_example(tokenizer, record)
+    # vLLM tokenises the transcript prompt into exactly the ids the adapter was trained on
+    root = server.base_url.rsplit("/v1", 1)[0]
+    response = httpx.post(root + "/tokenize", json={"model": "plan-t", "prompt": record["prompt"]}, timeout=60)
+    response.raise_for_status()
+    assert response.json()["tokens"] == example["input_ids"][: example["prompt_length"]]
+    tuned = completion_model("plan", real_settings, server.base_url, temperature=0.0, max_tokens=64)
+    tuned = tuned.model_copy(update={"model_name": "plan-t"})
+    base = completion_model("meta", real_settings, server.base_url, temperature=0.0, max_tokens=64)
+    assert base.model_name == BASE_MODEL_NAME
+    tuned_reply, base_reply = tuned.invoke(record["prompt"]), base.invoke(record["prompt"])
+    assert tuned_reply == record["completion"]  # the target, then the end of text it was trained to write
+    assert base_reply != record["completion"]
