@@ -214,6 +214,7 @@ def cmd_learn(args: argparse.Namespace, task: str | None = None) -> int:
     config = PipelineConfig(
         task=task, data=getattr(args, "data", None), corpus=getattr(args, "corpus", None),
         learn=learn_settings(settings, args), eval_temperature=args.eval_temperature,
+        task_questions=args.task_questions,
     )
     summary = run_pipeline(settings, config)
     print(json.dumps({k: summary[k] for k in ("run_dir", "synthesis", "rounds", "scores", "seconds") if k in summary},
@@ -236,6 +237,8 @@ def add_learn_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--rationalize", action="store_true",
                    help="STaR-style hinted retries of unsolved questions (an ablation, not AutoAct)")
     g.add_argument("--eval-seeds", help="comma-separated sampling seeds, one evaluation each (default 0)")
+    g.add_argument("--task-questions", action="store_true",
+                   help="solve the task's own training split instead of self-instructed questions")
     g.add_argument("--eval-temperature", type=float, help="evaluation sampling temperature (default: the settings')")
 
 

@@ -40,6 +40,7 @@ class PipelineConfig:
     methods: tuple[str, ...] = ("react", "no-finetune", "autoact")
     eval_temperature: float | None = None  # None: the settings' sampling (greedy by default)
     prompt_format: str = "transcript"
+    task_questions: bool = False  # solve the task's training split instead of self-instructed questions
 
 
 def _stage(name: str, t0: float) -> None:
@@ -55,6 +56,7 @@ def _synthesis_config(config: PipelineConfig, settings: Settings):
         task=config.task,
         data=config.data,
         corpus=config.corpus,
+        instances="task" if config.task_questions else "self-instruct",
         self_instruct=SelfInstructConfig(n=learn.instances, k=1, grounded=True),
         samples=learn.samples,
         sample_temperature=learn.sample_temperature,

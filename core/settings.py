@@ -83,8 +83,8 @@ class LearnSettings(BaseModel):
     (the main job runs in under an hour there); ``configs/paper.toml`` holds the
     AutoAct paper's set-up for machines with GPUs."""
 
-    instances: int = Field(40, ge=1, description="grounded self-instructed questions")
-    samples: int = Field(2, ge=1, description="trajectories per question: greedy, then sampled")
+    instances: int = Field(60, ge=1, description="grounded self-instructed questions")
+    samples: int = Field(1, ge=1, description="trajectories per question: greedy, then sampled")
     greedy_first: bool = Field(True, description="the first trajectory of a question is greedy (the paper samples all)")
     sample_temperature: float = Field(0.9, ge=0.0, le=2.0, description="temperature of the sampled trajectories")
     max_steps: int = Field(4, ge=1, le=64, description="steps per synthesized episode")

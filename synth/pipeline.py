@@ -170,6 +170,12 @@ async def run_synthesis(
     if "trajectories" in stages:
         instances = instances_for(task, config, run_dir)[: config.limit]
         if not instances:
+            made = reports.get("self-instruct")
+            if made is not None:
+                raise RuntimeError(
+                    f"self-instruct accepted no question in {made['rounds']} rounds (rejected: "
+                    f"{made.get('rejected_by_reason')}); the model may be too small to write valid items, "
+                    "see RUN/self_instruct_rounds.jsonl")
             raise RuntimeError(f"no instances to solve in {run_dir}: run the self-instruct stage first")
         context = meta_context(selected)
         reports["trajectories"] = await synthesize_trajectories(
