@@ -19,7 +19,7 @@ from typing import Any, Callable, Generator
 import openai
 from langchain_core.language_models import BaseLLM
 from langchain_core.messages import AIMessage, convert_to_messages
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableLambda, ensure_config
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from langgraph.runtime import get_runtime
 
@@ -128,6 +128,14 @@ def _prepare_transcript(call: ModelCall, context: BaseContext, deps: Deps):
     return model, prompt, kwargs, opening
 
 
+def _traced(config: dict | None = None) -> dict[str, Any]:
+    """The running node's callbacks, tags and metadata for a ``generate`` call, which,
+    unlike ``invoke``, does not read them from the context: without them LangGraph's
+    event stream (Studio) and tracing would not see the completion calls."""
+    config = config or ensure_config()
+    return {key: config.get(key) for key in ("callbacks", "tags", "metadata", "run_name")}
+
+
 def _complete(message: Any, prefill: str | None) -> AIMessage:
     """The whole answer: the prefill (or the transcript's opening) plus the
     continuation, unless the model wrote the prefill again itself."""
@@ -146,7 +154,7 @@ def _run_sync(request: Any, context: BaseContext, deps: Deps) -> Any:
         model, messages, kwargs, prefill = _prepare(request, context, deps)
         try:
             if request.transcript and isinstance(model, BaseLLM):
-                return _complete(completion_message(model.generate([messages], **kwargs)), prefill)
+                return _complete(completion_message(model.generate([messages], **_traced(), **kwargs)), prefill)
             return _complete(model.invoke(messages, **kwargs), prefill)
         except openai.BadRequestError as exc:
             if _is_context_error(exc):
@@ -164,7 +172,7 @@ async def _run_async(request: Any, context: BaseContext, deps: Deps) -> Any:
         model, messages, kwargs, prefill = await asyncio.to_thread(_prepare, request, context, deps)
         try:
             if request.transcript and isinstance(model, BaseLLM):
-                return _complete(completion_message(await model.agenerate([messages], **kwargs)), prefill)
+                return _complete(completion_message(await model.agenerate([messages], **_traced(), **kwargs)), prefill)
             # a chat model given a transcript (an injected test model) reads it as one user turn
             return _complete(await model.ainvoke(messages, **kwargs), prefill)
         except openai.BadRequestError as exc:

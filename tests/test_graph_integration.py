@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from autoact.cli import main
 from autoact.graph import build_group_graph, build_react_graph
-from autoact.prompts import builders
+from autoact.prompts import builders, transcript
 from autoact.serving.vllm_server import VLLMServer
 
 pytestmark = pytest.mark.slow
@@ -49,10 +49,14 @@ def demo_instance(demo):
 
 
 class PromptRecorder(BaseCallbackHandler):
-    """Every prompt the graph sends to the server, as builder-style messages."""
+    """Every prompt the graph sends to the server: a transcript (``/v1/completions``)
+    as its text, a chat prompt as builder-style messages."""
 
     def __init__(self) -> None:
-        self.prompts: list[list[dict[str, str]]] = []
+        self.prompts: list = []
+
+    def on_llm_start(self, serialized, prompts, **kwargs) -> None:
+        self.prompts.append(prompts[0])
 
     def on_chat_model_start(self, serialized, messages, **kwargs) -> None:
         roles = {"system": "system", "human": "user", "ai": "assistant"}
@@ -62,17 +66,24 @@ class PromptRecorder(BaseCallbackHandler):
         self.prompts.append([{"role": roles[m.type], "content": m.content} for m in sent])
 
 
-def assert_records_were_the_prompts(out: dict, demo, agents, recorder: PromptRecorder) -> int:
+def assert_records_were_the_prompts(out: dict, demo, agents, recorder: PromptRecorder, prompt_format: str) -> int:
     """The round trip on a real episode: every training record cut from it has, as
-    its prompt, a prompt the graph actually sent."""
+    its prompt, a prompt the graph actually sent (byte for byte)."""
     task, tools = demo
-    records = builders.training_records(
-        out["trajectory"], task.description, tools, out["question"], out["reflections"], agents=agents
-    )
+    cut_records = transcript.training_records if prompt_format == "transcript" else builders.training_records
+    records = cut_records(out["trajectory"], task.description, tools, out["question"], out["reflections"], agents=agents)
     cut = [r for agent in agents for r in records[agent]]
     for record in cut:
-        assert record["messages"][:-1] in recorder.prompts, record["id"]
+        sent = record["prompt"] if prompt_format == "transcript" else record["messages"][:-1]
+        assert sent in recorder.prompts, record["id"]
     return len(cut)
+
+
+def run_context(server, prompt_format: str, max_steps: int) -> dict:
+    # a fine-tuned agent's prompt carries no worked examples: the records are cut
+    # without them, so the base model plays the agents here without them too
+    return {"base_url": server.base_url, "task": "demo", "max_steps": max_steps,
+            "prompt_format": prompt_format, "worked_examples": "never"}
 
 
 def check_episode(out: dict, roles: set[str]) -> None:
@@ -97,34 +108,36 @@ def _report(name: str, out: dict, seconds: float) -> None:
           f"answer={out['answer']!r}, reward={out['reward']}, tokens(prompt, completion)={tokens}")
 
 
-def test_group_graph_runs_to_the_end(server, demo, demo_instance):
+@pytest.mark.parametrize("prompt_format", ["transcript", "chat"])
+def test_group_graph_runs_to_the_end(server, demo, demo_instance, prompt_format):
     graph, recorder = build_group_graph(), PromptRecorder()
     payload = {"messages": [HumanMessage(content=demo_instance.question)], "instance": demo_instance.to_dict()}
     start = time.perf_counter()
     out = graph.invoke(payload, {"callbacks": [recorder]},
-                       context={"base_url": server.base_url, "task": "demo", "max_steps": 6})
-    _report("group", out, time.perf_counter() - start)
+                       context=run_context(server, prompt_format, 6))
+    _report(f"group/{prompt_format}", out, time.perf_counter() - start)
     called = {r for r in ("plan", "tool", "reflect") if r in out["usage"]}
     assert {"plan", "tool"} <= called
     check_episode(out, called)
     assert sum(u["calls"] for u in out["usage"].values()) == len(recorder.prompts)
     valid = [s for s in out["trajectory"] if s["action"] in ("Retrieve", "Lookup", "Search", "Finish")]
-    checked = assert_records_were_the_prompts(out, demo, ("plan", "reflect"), recorder)
+    checked = assert_records_were_the_prompts(out, demo, ("plan", "reflect"), recorder, prompt_format)
     assert checked == len(valid) + len(out["reflections"])
-    assert_records_were_the_prompts(out, demo, ("tool",), recorder)
+    assert_records_were_the_prompts(out, demo, ("tool",), recorder, prompt_format)
 
 
-def test_react_graph_runs_to_the_end(server, demo, demo_instance):
+@pytest.mark.parametrize("prompt_format", ["transcript", "chat"])
+def test_react_graph_runs_to_the_end(server, demo, demo_instance, prompt_format):
     graph, recorder = build_react_graph(), PromptRecorder()
     payload = {"messages": [HumanMessage(content=demo_instance.question)], "instance": demo_instance.to_dict()}
     start = time.perf_counter()
     out = graph.invoke(payload, {"callbacks": [recorder]},
-                       context={"base_url": server.base_url, "task": "demo", "max_steps": 6})
-    _report("react", out, time.perf_counter() - start)
+                       context=run_context(server, prompt_format, 6))
+    _report(f"react/{prompt_format}", out, time.perf_counter() - start)
     check_episode(out, {"meta"})
     assert out["usage"]["meta"]["calls"] == len(recorder.prompts)
     valid = [s for s in out["trajectory"] if s["action"] in ("Retrieve", "Lookup", "Search", "Finish") and s["argument"]]
-    assert assert_records_were_the_prompts(out, demo, ("react",), recorder) == len(valid) + len(out["reflections"])
+    assert assert_records_were_the_prompts(out, demo, ("react",), recorder, prompt_format) == len(valid) + len(out["reflections"])
 
 
 def test_one_pass_mode_runs_to_the_end(server, demo_instance):

@@ -98,3 +98,29 @@ def test_after_a_repeated_action_the_guide_allows_only_finish(monkeypatch):
     graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD},
                  context={**CONTEXT, "reflect": False, "repeat_guard": False})
     assert off.call_kwargs[2]["extra_body"]["structured_outputs"]["regex"] == guides.react_step(["Retrieve", "Lookup"])
+
+
+def test_completion_calls_reach_the_run_callbacks():
+    # a completions client (BaseLLM) is called with generate(), which does not read the
+    # run's callbacks from the context; Studio's event stream and tracing need them
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.language_models.fake import FakeListLLM
+
+    class Seen(BaseCallbackHandler):
+        def __init__(self):
+            self.prompts, self.ends = [], 0
+
+        def on_llm_start(self, serialized, prompts, **kwargs):
+            self.prompts.extend(prompts)
+
+        def on_llm_end(self, response, **kwargs):
+            self.ends += 1
+
+    meta = FakeListLLM(responses=[" It is the Seine.\nAction: Finish[Seine]",
+                                  " The answer names the river.\nAction: Reflect[right]"])
+    seen = Seen()
+    graph = build_react_graph({"meta": meta}, backend=fake_backend())
+    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, {"callbacks": [seen]},
+                         context=CONTEXT)
+    assert state["answer"] == "Seine" and state["usage"]["meta"]["calls"] == 2
+    assert len(seen.prompts) == seen.ends == 2 and all(p.endswith("\nThought:") for p in seen.prompts)
