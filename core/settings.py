@@ -80,7 +80,7 @@ class ServerSettings(BaseModel):
 class LearnSettings(BaseModel):
     """The method's sizes (``autoact learn`` / ``autoact demo``): synthesis, filter,
     fine-tuning, self-training rounds and evaluation. The defaults fit a 2-core CPU
-    (the main job runs in under an hour there); ``configs/paper.toml`` holds the
+    (the main job took about two hours there, measured in the README); ``configs/paper.toml`` holds the
     AutoAct paper's set-up for machines with GPUs."""
 
     instances: int = Field(60, ge=1, description="grounded self-instructed questions")

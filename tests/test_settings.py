@@ -82,3 +82,13 @@ def test_paper_profile_sets_the_published_recipe(repo_root):
     # the CPU defaults differ where the README says so
     cpu = Settings().learn
     assert cpu.max_steps == 4 and cpu.epochs == 2 and cpu.lora_layers == 8 and cpu.greedy_first is True
+
+
+def test_demo_flags_set_the_learn_sizes(tmp_path):
+    from autoact.cli import build_parser, learn_settings, settings_from_args
+
+    args = build_parser().parse_args(["demo", "--run", str(tmp_path), "--learning-rate", "5e-4", "--epochs", "3",
+                                      "--all-layers", "--instances", "12"])
+    learn = learn_settings(settings_from_args(args), args)
+    assert (learn.learning_rate, learn.epochs, learn.lora_layers, learn.instances) == (5e-4, 3.0, 0, 12)
+    assert learn.samples == Settings().learn.samples  # flags not given keep the settings' value
