@@ -205,18 +205,25 @@ def learn_settings(settings: Settings, args: argparse.Namespace):
     return settings.learn.model_copy(update=update)
 
 
+def pipeline_config(args: argparse.Namespace, settings: Settings, task: str):
+    """The learning run the ``learn`` / ``demo`` flags describe."""
+    from autoact.pipeline import PipelineConfig
+
+    return PipelineConfig(
+        task=task, data=getattr(args, "data", None), corpus=getattr(args, "corpus", None),
+        learn=learn_settings(settings, args), eval_temperature=args.eval_temperature,
+        instances="task" if args.task_questions else "self-instruct", train_data=args.train_data,
+    )
+
+
 def cmd_learn(args: argparse.Namespace, task: str | None = None) -> int:
-    from autoact.pipeline import PipelineConfig, run_pipeline
+    from autoact.pipeline import run_pipeline
 
     settings = settings_from_args(args)
     task = task or args.task
     if args.run is None:
         settings = settings.model_copy(update={"run_dir": Path("runs") / task})
-    config = PipelineConfig(
-        task=task, data=getattr(args, "data", None), corpus=getattr(args, "corpus", None),
-        learn=learn_settings(settings, args), eval_temperature=args.eval_temperature,
-        task_questions=args.task_questions,
-    )
+    config = pipeline_config(args, settings, task)
     summary = run_pipeline(settings, config)
     print(json.dumps({k: summary[k] for k in ("run_dir", "synthesis", "rounds", "scores", "seconds") if k in summary},
                      indent=2, default=str))
@@ -240,6 +247,8 @@ def add_learn_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-seeds", help="comma-separated sampling seeds, one evaluation each (default 0)")
     g.add_argument("--task-questions", action="store_true",
                    help="solve the task's own training split instead of self-instructed questions")
+    g.add_argument("--train-data", help="with --task-questions: a separate file of training questions "
+                   "(for data without a training split, such as HotpotQA files)")
     g.add_argument("--eval-temperature", type=float, help="evaluation sampling temperature (default: the settings')")
 
 

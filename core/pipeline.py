@@ -40,7 +40,8 @@ class PipelineConfig:
     methods: tuple[str, ...] = ("react", "no-finetune", "autoact")
     eval_temperature: float | None = None  # None: the settings' sampling (greedy by default)
     prompt_format: str = "transcript"
-    task_questions: bool = False  # solve the task's training split instead of self-instructed questions
+    instances: str = "self-instruct"  # or "task": the task's training questions (--task-questions)
+    train_data: str | None = None  # with instances="task": a separate file of training questions
 
 
 def _stage(name: str, t0: float) -> None:
@@ -56,7 +57,8 @@ def _synthesis_config(config: PipelineConfig, settings: Settings):
         task=config.task,
         data=config.data,
         corpus=config.corpus,
-        instances="task" if config.task_questions else "self-instruct",
+        instances=config.instances,
+        train_data=config.train_data,
         self_instruct=SelfInstructConfig(n=learn.instances, k=1, grounded=True),
         samples=learn.samples,
         sample_temperature=learn.sample_temperature,

@@ -128,11 +128,11 @@ def _prepare_transcript(call: ModelCall, context: BaseContext, deps: Deps):
     return model, prompt, kwargs, opening
 
 
-def _traced(config: dict | None = None) -> dict[str, Any]:
+def _traced() -> dict[str, Any]:
     """The running node's callbacks, tags and metadata for a ``generate`` call, which,
     unlike ``invoke``, does not read them from the context: without them LangGraph's
     event stream (Studio) and tracing would not see the completion calls."""
-    config = config or ensure_config()
+    config = ensure_config()
     return {key: config.get(key) for key in ("callbacks", "tags", "metadata", "run_name")}
 
 

@@ -92,3 +92,16 @@ def test_demo_flags_set_the_learn_sizes(tmp_path):
     learn = learn_settings(settings_from_args(args), args)
     assert (learn.learning_rate, learn.epochs, learn.lora_layers, learn.instances) == (5e-4, 3.0, 0, 12)
     assert learn.samples == Settings().learn.samples  # flags not given keep the settings' value
+
+
+def test_learn_with_task_questions_passes_the_training_file_to_synthesis(tmp_path):
+    from autoact.cli import build_parser, pipeline_config
+    from autoact.pipeline import _synthesis_config
+
+    def synthesis_of(argv):
+        args = build_parser().parse_args(argv)
+        return _synthesis_config(pipeline_config(args, Settings(), args.task), Settings())
+
+    given = synthesis_of(["learn", "--task", "hotpotqa", "--task-questions", "--train-data", "t.jsonl"])
+    assert (given.task, given.instances, given.train_data) == ("hotpotqa", "task", "t.jsonl")
+    assert synthesis_of(["learn", "--task", "hotpotqa"]).instances == "self-instruct"
