@@ -70,6 +70,13 @@ class Backend:
             )
         if FINISH in names:
             raise TaskSetupError("Finish is built in; do not list it among the tools")
+        if "Python" in names:
+            from autoact.tools.sandbox import SandboxUnavailable, ensure_python_tool
+
+            try:
+                ensure_python_tool()
+            except SandboxUnavailable as exc:
+                raise TaskSetupError(f"the Python tool is offered but {exc}") from exc
         return [tool_spec(library[n]) for n in names]
 
     def examples(self, task: Any, tool_names: list[str], source: str = "task") -> list[dict]:

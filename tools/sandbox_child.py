@@ -2,16 +2,24 @@
 
 It reads one JSON request on stdin, locks itself down, replays the episode's
 earlier cells (output discarded) so that their variables exist, runs the new
-cell and prints one JSON result line after a marker the parent chose.
+cell and writes its report as JSON lines on the result descriptor the parent
+passed (never on stdout, which the cell owns).
 
-Lock-down, in order (each layer still holds when running as root):
+The isolation boundary is the operating system (``sandbox.py`` starts this file
+inside bubblewrap namespaces as an unprivileged user). The layers added here
+hold inside that boundary, and alone in the explicitly weak ``process`` mode:
 1. resource limits: CPU seconds, address space, file size, open files, no core;
-2. a private network namespace (``unshare(CLONE_NEWNET)``; no interface is up,
-   so nothing can be reached), where the kernel allows it;
-3. a seccomp filter: no fork/vfork/clone of processes (threads are allowed),
-   no exec, no sockets other than AF_UNIX, no signals to other processes;
+2. a private network namespace, in ``process`` mode only (bubblewrap made one);
+3. a seccomp filter: on x86_64 an allow-list of the system calls an interpreter
+   needs (threads but no processes, AF_UNIX sockets only, signals to itself
+   only, no ptrace/mount/namespaces/keyrings/bpf...); elsewhere a deny-list;
 4. an audit hook (``sys.addaudithook``, which cannot be removed): refuses process
-   creation, network sockets, writes outside the working folder and ctypes calls.
+   creation, network sockets, writes outside the working folder, ctypes and the
+   introspection that reaches the hook's own data. It gives clear errors; it is
+   not a boundary (Python code can always reach around a Python-level check).
+
+The report's first line (``ready``, with the layers) is written before any cell
+runs, so a cell cannot misreport the layers; the second is the result.
 
 This file must only import the standard library: it runs with ``-P -s -B``.
 """
@@ -30,19 +38,58 @@ import resource
 import socket
 import sys
 import traceback
+import types
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 CLONE_THREAD = 0x00010000
 
 # ---- seccomp ------------------------------------------------------------------------
+# x86_64 system call numbers (asm/unistd_64.h) that a CPython interpreter running
+# plain Python, threads, sqlite3 and file I/O in its folder was seen to need, plus
+# their harmless relatives. Everything else answers EPERM. clone/socket/kill/tgkill
+# are allowed only with the argument checks below.
+_X86_64_ALLOWED = {
+    "read": 0, "write": 1, "open": 2, "close": 3, "stat": 4, "fstat": 5, "lstat": 6, "poll": 7,
+    "lseek": 8, "mmap": 9, "mprotect": 10, "munmap": 11, "brk": 12, "rt_sigaction": 13,
+    "rt_sigprocmask": 14, "rt_sigreturn": 15, "ioctl": 16, "pread64": 17, "pwrite64": 18,
+    "readv": 19, "writev": 20, "access": 21, "pipe": 22, "select": 23, "sched_yield": 24,
+    "mremap": 25, "msync": 26, "mincore": 27, "madvise": 28, "dup": 32, "dup2": 33, "pause": 34,
+    "nanosleep": 35, "getitimer": 36, "alarm": 37, "setitimer": 38, "getpid": 39, "sendfile": 40,
+    "sendto": 44, "recvfrom": 45, "sendmsg": 46, "recvmsg": 47, "shutdown": 48,
+    "getsockname": 51, "getpeername": 52, "socketpair": 53, "setsockopt": 54, "getsockopt": 55,
+    "exit": 60, "uname": 63, "fcntl": 72, "flock": 73, "fsync": 74, "fdatasync": 75,
+    "truncate": 76, "ftruncate": 77, "getdents": 78, "getcwd": 79, "chdir": 80, "fchdir": 81,
+    "rename": 82, "mkdir": 83, "rmdir": 84, "creat": 85, "link": 86, "unlink": 87, "symlink": 88,
+    "readlink": 89, "chmod": 90, "fchmod": 91, "umask": 95, "gettimeofday": 96, "getrlimit": 97,
+    "getrusage": 98, "sysinfo": 99, "times": 100, "getuid": 102, "getgid": 104, "geteuid": 107,
+    "getegid": 108, "getppid": 110, "getpgrp": 111, "getgroups": 115, "getresuid": 118,
+    "getresgid": 120, "getpgid": 121, "getsid": 124, "sigaltstack": 131, "statfs": 137,
+    "fstatfs": 138, "getpriority": 140, "sched_getparam": 143, "sched_getscheduler": 145,
+    "sched_get_priority_max": 146, "sched_get_priority_min": 147, "mlock": 149, "munlock": 150,
+    "prctl": 157, "arch_prctl": 158, "gettid": 186, "futex": 202, "sched_getaffinity": 204,
+    "epoll_create": 213, "getdents64": 217, "set_tid_address": 218, "restart_syscall": 219,
+    "fadvise64": 221, "timer_create": 222, "timer_settime": 223, "timer_gettime": 224,
+    "timer_getoverrun": 225, "timer_delete": 226, "clock_gettime": 228, "clock_getres": 229,
+    "clock_nanosleep": 230, "exit_group": 231, "epoll_wait": 232, "epoll_ctl": 233, "utimes": 235,
+    "openat": 257, "mkdirat": 258, "newfstatat": 262, "unlinkat": 263, "renameat": 264,
+    "linkat": 265, "symlinkat": 266, "readlinkat": 267, "fchmodat": 268, "faccessat": 269,
+    "pselect6": 270, "ppoll": 271, "set_robust_list": 273, "get_robust_list": 274, "splice": 275,
+    "tee": 276, "sync_file_range": 277, "utimensat": 280, "epoll_pwait": 281,
+    "timerfd_create": 283, "eventfd": 284, "fallocate": 285, "timerfd_settime": 286,
+    "timerfd_gettime": 287, "eventfd2": 290, "epoll_create1": 291, "dup3": 292, "pipe2": 293,
+    "preadv": 295, "pwritev": 296, "prlimit64": 302, "getcpu": 309, "renameat2": 316,
+    "getrandom": 318, "memfd_create": 319, "membarrier": 324, "mlock2": 325,
+    "copy_file_range": 326, "statx": 332, "rseq": 334, "close_range": 436, "faccessat2": 439,
+    "epoll_pwait2": 441,
+}
 _SYSCALLS = {
     "x86_64": {
-        "arch": 0xC000003E,
+        "arch": 0xC000003E, "allowed": _X86_64_ALLOWED,
         "fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "execve": 59, "execveat": 322,
         "socket": 41, "kill": 62, "tkill": 200, "tgkill": 234, "ptrace": 101,
     },
-    "aarch64": {
+    "aarch64": {  # no allow-list written for it yet: the deny-list below
         "arch": 0xC00000B7,
         "clone": 220, "clone3": 435, "execve": 221, "execveat": 281,
         "socket": 198, "kill": 129, "tkill": 130, "tgkill": 131, "ptrace": 117,
@@ -67,17 +114,22 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def _seccomp_program(table: dict[str, int], pid: int) -> list[tuple[int, int, int, int]]:
+def _seccomp_program(table: dict, pid: int) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF seccomp program. Every test jumps at most one instruction
+    (``JEQ nr; RET``), so the program never needs a jump longer than BPF's 255."""
+
     def stmt(code, k):
         return (code, 0, 0, k)
 
     def jump(code, k, jt, jf):
         return (code, jt, jf, k)
 
+    allow_list = "allowed" in table
     prog = [
         stmt(BPF_LD_W_ABS, OFF_ARCH),
         jump(BPF_JEQ_K, table["arch"], 1, 0),
-        stmt(BPF_RET_K, RET_ALLOW),  # another ABI: the audit hook still applies
+        # Another ABI (i386 system calls on x86_64): refused under an allow-list.
+        stmt(BPF_RET_K, (RET_ERRNO | EPERM) if allow_list else RET_ALLOW),
         stmt(BPF_LD_W_ABS, OFF_NR),
     ]
     if table["arch"] == 0xC000003E:  # x32 system calls on x86_64
@@ -112,21 +164,29 @@ def _seccomp_program(table: dict[str, int], pid: int) -> list[tuple[int, int, in
             stmt(BPF_RET_K, RET_ALLOW),
             stmt(BPF_RET_K, RET_ERRNO | EPERM),
         ]
-    prog.append(stmt(BPF_RET_K, RET_ALLOW))
+    if not allow_list:
+        prog.append(stmt(BPF_RET_K, RET_ALLOW))
+        return prog
+    for nr in sorted(set(table["allowed"].values())):
+        prog += [jump(BPF_JEQ_K, nr, 0, 1), stmt(BPF_RET_K, RET_ALLOW)]
+    prog.append(stmt(BPF_RET_K, RET_ERRNO | EPERM))
     return prog
 
 
-def install_seccomp(libc) -> bool:
+def install_seccomp(libc) -> str | None:
+    """Install the filter; return its kind (``allow-list``/``deny-list``) or None."""
     table = _SYSCALLS.get(platform.machine())
     if table is None:
-        return False
+        return None
     program = _seccomp_program(table, os.getpid())
     filters = (_SockFilter * len(program))(*[_SockFilter(c, jt, jf, k) for c, jt, jf, k in program])
     fprog = _SockFprog(len(program), filters)
     PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        return False
-    return libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
+        return None
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        return None
+    return "allow-list" if "allowed" in table else "deny-list"
 
 
 def isolate_network(libc) -> bool:
@@ -136,69 +196,83 @@ def isolate_network(libc) -> bool:
 
 
 # ---- audit hook ------------------------------------------------------------------------
-_PROCESS_EVENTS = {
-    "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-    "subprocess.Popen", "pty.spawn", "os.startfile",
-}
-_NETWORK_EVENTS = {
-    "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-    "socket.gethostbyname", "socket.gethostbyaddr", "socket.gethostname",
-}
-_CTYPES_EVENTS = {
-    "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function",
-    "ctypes.cdata", "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr",
-}
-_PATH_EVENTS = {  # event -> positions of path arguments that get modified
-    "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1),
-    "os.symlink": (1,), "os.link": (1,), "os.truncate": (0,), "os.chmod": (0,),
-    "os.chown": (0,), "os.utime": (0,), "os.chflags": (0,), "os.lchflags": (0,),
-    "os.setxattr": (0,), "os.removexattr": (0,), "shutil.rmtree": (0,),
-}
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-
-
 def make_audit_hook(workdir: str):
+    """The hook and everything it reads live in this closure, as immutable values:
+    nothing reachable from the cell's globals or ``sys.modules`` changes its rules."""
+    process_events = frozenset({
+        "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+        "subprocess.Popen", "pty.spawn", "os.startfile",
+    })
+    network_events = frozenset({
+        "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+        "socket.gethostbyname", "socket.gethostbyaddr", "socket.gethostname",
+    })
+    ctypes_events = frozenset({
+        "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function",
+        "ctypes.cdata", "ctypes.string_at", "ctypes.wstring_at", "ctypes.PyObj_FromPtr",
+    })
+    # Introspection that finds the hook, its closure or the harness's frames.
+    introspection_events = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents"})
+    path_events = types.MappingProxyType({  # event -> positions of path arguments that get modified
+        "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1),
+        "os.symlink": (1,), "os.link": (0, 1), "os.truncate": (0,), "os.chmod": (0,),
+        "os.chown": (0,), "os.utime": (0,), "os.chflags": (0,), "os.lchflags": (0,),
+        "os.setxattr": (0,), "os.removexattr": (0,), "shutil.rmtree": (0,), "os.mkfifo": (0,),
+        "os.mknod": (0,), "sqlite3.connect": (0,),
+    })
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+    af_unix = int(socket.AF_UNIX)
     root = os.path.realpath(workdir)
-    allowed_files = {"/dev/null"}
+    allowed_files = frozenset({"/dev/null"})
     pid = os.getpid()
-    realpath, fspath, join = os.path.realpath, os.fspath, os.path.join
+    realpath, fspath, join, getcwd = os.path.realpath, os.fspath, os.path.join, os.getcwd
 
-    def inside(path) -> bool:
+    def inside(path, dir_fd=None) -> bool:
         if isinstance(path, int):  # an open descriptor: checked when it was opened
             return True
+        if dir_fd is not None and dir_fd != -100:  # relative to a descriptor: cannot tell where
+            return False
         try:
             text = fspath(path)
         except TypeError:
             return False
         if isinstance(text, bytes):
             text = text.decode(errors="surrogateescape")
-        full = realpath(text if text.startswith("/") else join(os.getcwd(), text))
-        return full in allowed_files or full == root or full.startswith(root + os.sep)
+        if text in (":memory:", ""):
+            return True
+        full = realpath(text if text.startswith("/") else join(getcwd(), text))
+        return full in allowed_files or full == root or full.startswith(root + "/")
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = (tuple(args) + (None, None, 0))[:3]
-            writing = bool(flags and flags & _WRITE_FLAGS) or (
+            writing = bool(flags and flags & write_flags) or (
                 isinstance(mode, str) and any(c in mode for c in "wax+")
             )
             if writing and path is not None and not inside(path):
                 raise PermissionError(f"writing outside the sandbox folder is not allowed: {path}")
-        elif event in _PATH_EVENTS:
-            for i in _PATH_EVENTS[event]:
-                if i < len(args) and args[i] is not None and not inside(args[i]):
+        elif event in path_events:
+            # dir_fd is the last argument of these events where the call has one
+            dir_fd = args[-1] if event.startswith("os.") and len(args) > 1 and isinstance(args[-1], int) else None
+            for i in path_events[event]:
+                if i < len(args) and args[i] is not None and not inside(args[i], dir_fd):
                     raise PermissionError(f"changing files outside the sandbox folder is not allowed: {args[i]}")
-        elif event in _PROCESS_EVENTS:
+        elif event in process_events:
             raise PermissionError("starting processes is not allowed in the sandbox")
         elif event in ("os.kill", "os.killpg"):
             if event == "os.killpg" or args[0] != pid:
                 raise PermissionError("signalling other processes is not allowed in the sandbox")
         elif event == "socket.__new__":
-            if len(args) > 1 and args[1] not in (socket.AF_UNIX, -1):
+            if len(args) > 1 and args[1] not in (af_unix, -1):
                 raise PermissionError("network access is not allowed in the sandbox")
-        elif event in _NETWORK_EVENTS:
+        elif event in network_events:
             raise PermissionError("network access is not allowed in the sandbox")
-        elif event in _CTYPES_EVENTS:
+        elif event in ctypes_events or event.startswith("cffi."):
             raise PermissionError("ctypes is not allowed in the sandbox")
+        elif event in introspection_events:
+            raise PermissionError(f"{event} is not allowed in the sandbox")
+        elif event == "object.__setattr__" and len(args) > 1 and args[1] in ("__code__", "__globals__"):
+            raise PermissionError("rewriting functions is not allowed in the sandbox")
 
     return hook
 
@@ -246,12 +320,17 @@ def run_cell(source: str, name: str, namespace: dict) -> object:
     return None
 
 
+def _report(fd: int, message: dict) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data):]
+
+
 def main() -> None:
     request = json.loads(sys.stdin.read())
     limits = request["limits"]
     layers = request["layers"]
-    marker = request["marker"]
-    real_stdout = sys.stdout
+    result_fd = int(request["result_fd"])
 
     cpu = int(limits["cpu_s"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -263,16 +342,20 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.chdir(request["workdir"])
 
-    active = {"rlimits": True}
+    active: dict = {"rlimits": True}
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     active["netns"] = bool(layers.get("netns")) and isolate_network(libc)
-    active["seccomp"] = bool(layers.get("seccomp")) and install_seccomp(libc)
+    active["seccomp"] = install_seccomp(libc) if layers.get("seccomp") else None
     if layers.get("audit"):
         sys.addaudithook(make_audit_hook(request["workdir"]))
     active["audit"] = bool(layers.get("audit"))
+    _report(result_fd, {"kind": "ready", "layers": active})
 
-    namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
-    result: dict = {"layers": active, "replay_errors": []}
+    # The cells run in a module of their own: this file's globals are not __main__.
+    cell_module = types.ModuleType("__main__")
+    sys.modules["__main__"] = cell_module
+    namespace = cell_module.__dict__
+    result: dict = {"kind": "result", "replay_errors": []}
     sink = _Bounded(10_000)
     sys.stdout = sys.stderr = sink
     for n, cell in enumerate(request["cells"], 1):
@@ -300,11 +383,10 @@ def main() -> None:
             result["error"] = _cell_traceback(exc)
         except MemoryError:
             result["error"] = f"{type(exc).__name__}: {exc}"
-    sys.stdout, sys.stderr = real_stdout, sys.__stderr__
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
     result["stdout"] = out.getvalue()
     result["stderr"] = err.getvalue()
-    real_stdout.write("\n" + marker + json.dumps(result) + "\n")
-    real_stdout.flush()
+    _report(result_fd, result)
 
 
 if __name__ == "__main__":
