@@ -36,6 +36,7 @@ from typing import Any
 from langchain_core.callbacks import BaseCallbackHandler
 
 from autoact.eval.runner import eval_endpoint, plan_eval, run_methods
+from autoact.serving.endpoint import api_key_from_env
 from autoact.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
     """(a): the recorded requests straight to the server, ``concurrency`` at a time."""
     import openai
 
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=2, timeout=600)
+    client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key_from_env() or "EMPTY", max_retries=2, timeout=600)
     semaphore = asyncio.Semaphore(concurrency)
     generated: list[int] = []
     busy: list[float] = []

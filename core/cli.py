@@ -11,7 +11,6 @@ import argparse
 import importlib
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -112,10 +111,11 @@ def start_server(settings: Settings, adapters: dict[str, Path] | None = None, lo
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    extra = {}
-    if args.base_url:
-        extra["server"] = {"base_url": args.base_url}
-    settings = settings_from_args(args, **extra)
+    from autoact.serving.endpoint import API_KEY_ENV, use_api_key
+
+    server_overrides = {k: v for k, v in {"base_url": args.base_url, "host": args.host}.items() if v}
+    settings = settings_from_args(args, **({"server": server_overrides} if server_overrides else {}))
+    api_key = use_api_key(args.api_key)
     adapters = parse_adapter_specs(args.adapter)
     if not adapters and not args.no_run_adapters:
         from autoact.serving.vllm_server import run_adapters
@@ -125,6 +125,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = start_server(settings, adapters, lora=True if args.lora else None)
     served = sorted([*server.expected_models()])
     print(f"serving {served} at {server.base_url} (ready in {time.perf_counter() - start:.1f} s)")
+    if api_key:
+        print(f"the server requires the API key: clients need {API_KEY_ENV} set to it")
     if server.process is None:
         print("attached to an existing endpoint; nothing was started")
         return 0
@@ -146,7 +148,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_stop(args: argparse.Namespace) -> int:
+    """Stop the recorded server, only once its pid is shown to still be that server."""
     from autoact.models import endpoint_file
+    from autoact.serving.vllm_server import NotOurProcess, stop_recorded_server
 
     settings = settings_from_args(args)
     path = endpoint_file(settings)
@@ -154,14 +158,16 @@ def cmd_serve_stop(args: argparse.Namespace) -> int:
         print("no recorded server")
         return 0
     info = json.loads(path.read_text())
-    pid = info.get("pid")
-    if pid:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            print(f"stopped the server process group {pid}")
-        except ProcessLookupError:
-            print(f"server {pid} was not running")
-    path.unlink()
+    try:
+        print(stop_recorded_server(info, signal.SIGTERM))
+    except NotOurProcess as exc:
+        if exc.stale:
+            path.unlink(missing_ok=True)
+            print(f"autoact serve-stop: refused: {exc}; its stale record {path} was removed", file=sys.stderr)
+        else:
+            print(f"autoact serve-stop: refused: {exc} (record: {path})", file=sys.stderr)
+        return 1
+    path.unlink(missing_ok=True)
     return 0
 
 
@@ -279,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--lora", action="store_true", help="enable LoRA even without adapters (for hot-loading)")
     serve.add_argument("--no-run-adapters", action="store_true", help="ignore RUN/adapters")
     serve.add_argument("--detach", action="store_true", help="leave the server running and return")
+    serve.add_argument("--host", help="address to bind (default: the settings', 127.0.0.1: this machine only; "
+                       "any other address is reachable from other machines: use --api-key)")
+    serve.add_argument("--api-key", help="require this key (Authorization: Bearer KEY) on /v1; default "
+                       "$AUTOACT_API_KEY, which is better: a command line is visible to every user of the machine")
     serve.set_defaults(func=cmd_serve)
 
     stop = sub.add_parser("serve-stop", help="stop the server that `autoact serve --detach` started")

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from autoact.finetune.records import ONE_AGENT, agent_data_file, read_jsonl
+from autoact.serving.endpoint import auth_headers
 from autoact.serving.vllm_server import ServerError, VLLMServer, list_models
 from autoact.settings import RAW_BASE_NAME, ROLES, Settings
 
@@ -63,7 +64,7 @@ def hot_load(server: VLLMServer, name: str, path: Path) -> None:
     assert server.base_url
     if name in list_models(server.base_url):
         # vLLM refuses to load a name twice; an older adapter of that name is unloaded first
-        response = httpx.post(server.base_url + "/unload_lora_adapter", json={"lora_name": name}, timeout=60)
+        response = httpx.post(server.base_url + "/unload_lora_adapter", json={"lora_name": name}, headers=auth_headers(), timeout=60)
         if response.status_code >= 400:
             raise ServerError(f"could not unload the old adapter {name!r}: {response.status_code} {response.text[:200]}")
     server.load_adapter(name, Path(path).resolve())

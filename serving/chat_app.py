@@ -14,21 +14,42 @@ playground (``/<name>/playground/``). One request is one chat turn:
 The graphs take their run-time settings (endpoint, task, tools, max steps, …) as a
 LangGraph ``context`` per run, which LangServe does not pass: :class:`ChatTurn`
 wraps a compiled graph and hands it the context the app was made with.
+
+A bad request or a failing model server is answered with its own status and a short
+``{"detail": ...}`` rather than a bare 500, and a reply never echoes a large input:
+
+* a request body over ``max_body_bytes`` is refused with 413 (by its Content-Length,
+  or by counting a chunked body), one that is not UTF-8 or holds JSON nested deeper
+  than :data:`MAX_JSON_DEPTH` with 400, a question over ``max_question_chars`` with
+  422; validation errors (422) leave out the input they refuse;
+* the model server unreachable: 503, checked before a run starts, so that ``/stream``
+  and the other streams answer 503 rather than 200 and an error event; its refusal
+  of a request (400, 413, 422) keeps its status and carries its message, its other
+  errors are 502 (429: 503);
+* with an API key, every request needs ``Authorization: Bearer <key>`` (401 otherwise).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
-from typing import Annotated, Any, AsyncIterator, Iterator, Sequence
+import re
+from itertools import accumulate
+from typing import Annotated, Any, AsyncIterator, Callable, ClassVar, Iterator, Sequence
 
+import openai
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from autoact.settings import Settings
+from autoact.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +57,16 @@ GRAPHS = ("group", "react")
 
 #: State keys copied into the answer's ``response_metadata["episode"]``.
 EPISODE_KEYS = ("question", "trajectory", "reflections", "answer", "reward", "score", "halt_reason", "usage")
+
+#: Request limits (``autoact serve-chat --max-body-bytes / --max-question-chars``).
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_QUESTION_CHARS = 8000
+#: JSON nesting a request may have (a chat turn needs about 6 levels).
+MAX_JSON_DEPTH = 64
+#: Longest message taken from the model server or a validation error into a reply.
+MAX_DETAIL_CHARS = 500
+#: How long the model server has to list its models before a run (reachability).
+REACHABILITY_TIMEOUT_S = 5.0
 
 
 # ---- request and reply types ---------------------------------------------------------------
@@ -52,6 +83,9 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: the longest question taken (see :func:`chat_request_type`)
+    max_question_chars: ClassVar[int] = DEFAULT_MAX_QUESTION_CHARS
+
     messages: list[AnyMessage] = Field(
         ...,
         min_length=1,
@@ -64,9 +98,25 @@ class ChatRequest(BaseModel):
         last = messages[-1]
         if last.type != "human":
             raise ValueError(f"the last message must be the user's question (type 'human'), not type {last.type!r}")
-        if not _message_text(last):
+        text = _message_text(last)
+        if not text:
             raise ValueError("the last message (the question) is empty")
+        if len(text) > cls.max_question_chars:
+            raise ValueError(
+                f"the question is {len(text)} characters long; the limit is {cls.max_question_chars}"
+            )
         return messages
+
+
+def chat_request_type(max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS) -> type[ChatRequest]:
+    """:class:`ChatRequest` with another question limit (same name and schema)."""
+    if max_question_chars < 1:
+        raise ValueError(f"max_question_chars must be at least 1, got {max_question_chars}")
+    if max_question_chars == ChatRequest.max_question_chars:
+        return ChatRequest
+    return type(ChatRequest.__name__, (ChatRequest,), {
+        "max_question_chars": max_question_chars, "__module__": __name__, "__doc__": ChatRequest.__doc__,
+    })
 
 
 class _PlaygroundSchema:
@@ -122,32 +172,36 @@ class ChatTurn(Runnable[dict, AIMessage]):
     chunks). The graph's nodes and model calls are traced as child runs.
     """
 
-    def __init__(self, graph: Any, context: dict[str, Any], name: str):
+    def __init__(
+        self, graph: Any, context: dict[str, Any], name: str, request_type: type[ChatRequest] = ChatRequest
+    ):
         self.graph = graph
         self.context = dict(context)
         self.name = name
+        self.request_type = request_type
 
     @property
     def InputType(self) -> type:  # noqa: N802 (the Runnable API's name)
-        return ChatRequest
+        return self.request_type
 
     @property
     def OutputType(self) -> type:  # noqa: N802
         return AIMessage
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
-        return ChatRequest
+        return self.request_type
 
     def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
         return ChatReply
 
     # the graph's input: the validated conversation
-    @staticmethod
-    def _graph_input(value: Any) -> dict[str, Any]:
-        if isinstance(value, ChatRequest):
+    def _graph_input(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, self.request_type):
             request = value
+        elif isinstance(value, ChatRequest):  # validated under another limit
+            request = self.request_type.model_validate({"messages": value.messages})
         elif isinstance(value, dict):
-            request = ChatRequest.model_validate(value)
+            request = self.request_type.model_validate(value)
         else:
             raise TypeError(f"a chat turn takes {{'messages': [...]}}, got {type(value).__name__}")
         return {"messages": list(request.messages)}
@@ -224,6 +278,183 @@ def graph_contexts(context: dict[str, Any] | None, graphs: Sequence[str]) -> dic
     return out
 
 
+# ---- request guards --------------------------------------------------------------------------------
+def _short(text: Any, limit: int = MAX_DETAIL_CHARS) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def _refuse(scope: Any, receive: Any, send: Any, status: int, detail: str, **headers: str) -> None:
+    await JSONResponse({"detail": detail}, status_code=status, headers=headers or None)(scope, receive, send)
+
+
+class ApiKeyGuard:
+    """ASGI middleware: every request needs ``Authorization: Bearer <key>`` (401)."""
+
+    def __init__(self, app: Any, api_key: str):
+        self.app = app
+        self._digest = hashlib.sha256(api_key.encode()).digest()
+
+    def authorized(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        return scheme.lower() == "bearer" and hmac.compare_digest(digest, self._digest)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        authorization = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+        if self.authorized(authorization):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        await _refuse(scope, receive, send, 401, "missing or wrong API key: send the header "
+                      "'Authorization: Bearer <key>'", **{"WWW-Authenticate": "Bearer"})
+
+
+#: A JSON string (escapes included), and what is not a bracket.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest, without parsing it
+    (parsing a deep text recurses once per level)."""
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(_DEPTH_STEP[c] for c in brackets), default=0)
+
+
+def body_problem(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a request body cannot be taken (None: it can, or it is not JSON at all,
+    which the route reports itself)."""
+    if not body:
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"the request body is not valid UTF-8 (at byte {exc.start})"
+    depth = json_depth(text)
+    if depth > max_depth:
+        return f"the request body's JSON nests {depth} levels deep; the limit is {max_depth}"
+    if _SURROGATE_ESCAPE.search(text):  # "\ud800" alone parses, but no UTF-8 can carry it on
+        try:
+            json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return "the request body's JSON holds an unpaired surrogate (\\ud800-\\udfff) escape"
+        except ValueError:
+            return None
+    return None
+
+
+class BodyGuard:
+    """ASGI middleware: a request body of at most ``max_bytes`` (413; by its
+    Content-Length, else counted as a chunked body arrives), valid UTF-8 and JSON no
+    deeper than ``max_depth`` (400). The body is read here and handed on."""
+
+    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = f"the request body is larger than the limit of {self.max_bytes} bytes"
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+                if declared < 0:
+                    raise ValueError(declared)
+            except ValueError:
+                return await _refuse(scope, receive, send, 400, "the Content-Length header is not a byte count")
+            if declared > self.max_bytes:
+                return await _refuse(scope, receive, send, 413, too_large, Connection="close")
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await _refuse(scope, receive, send, 413, too_large, Connection="close")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        problem = body_problem(body, self.max_depth)
+        if problem:
+            return await _refuse(scope, receive, send, 400, problem)
+        handed_on = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal handed_on
+            if handed_on:
+                return await receive()  # the disconnect a streaming response waits for
+            handed_on = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+# ---- errors --------------------------------------------------------------------------------------------
+def validation_errors(errors: Sequence[Any]) -> list[Any]:
+    """Validation errors without the input they refuse (which may be huge), messages shortened."""
+    out = []
+    for error in errors:
+        if isinstance(error, dict):
+            error = {k: v for k, v in error.items() if k != "input"}
+            if "msg" in error:
+                error["msg"] = _short(error["msg"])
+            out.append(error)
+        else:
+            out.append(_short(error))
+    return out
+
+
+def model_server_error(exc: openai.APIStatusError) -> tuple[int, str]:
+    """The status and message of the reply when the model server answers ``exc``:
+    its refusal of the request (400, 413, 422) keeps its status, a 429 is 503 (busy),
+    anything else (401, 404, 5xx) is 502. The message is the server's own."""
+    body = exc.body
+    message = body.get("message") if isinstance(body, dict) else body
+    message = _short(message or exc.message)
+    code = exc.status_code
+    if code in (400, 413, 422):
+        return code, f"the model server refused the request ({code}): {message}"
+    if code == 429:
+        return 503, f"the model server is busy (429): {message}"
+    return 502, f"the model server failed ({code}): {message}"
+
+
+def model_server_check(url_of: Callable[[], str]) -> Callable[..., Any]:
+    """A LangServe ``per_req_config_modifier`` that checks that the model server
+    answers before a run starts (ModelServerUnreachable → 503): once the 200 of a
+    stream is sent, a failure can only be an error event inside it."""
+    from starlette.concurrency import run_in_threadpool
+
+    from autoact.models import ModelServerUnreachable
+    from autoact.serving.vllm_server import ServerError, list_models
+
+    async def check(config: dict[str, Any], request: Request) -> dict[str, Any]:
+        if getattr(request.state, "model_server_answers", False):  # /batch: once per request
+            return config
+        try:
+            url = url_of()
+            await run_in_threadpool(list_models, url, REACHABILITY_TIMEOUT_S)
+        except ModelServerUnreachable:
+            raise
+        except ServerError as exc:
+            raise ModelServerUnreachable(str(exc)) from exc
+        request.state.model_server_answers = True
+        return config
+
+    return check
+
+
 # ---- the app ------------------------------------------------------------------------------------------
 def create_app(
     settings: Settings | None = None,
@@ -234,21 +465,35 @@ def create_app(
     models: dict[str, Any] | None = None,
     backend: Any = None,
     preload: bool = False,
+    api_key: str | None = None,
+    max_body_bytes: int | None = None,
+    max_question_chars: int | None = None,
 ) -> FastAPI:
     """The FastAPI app with one LangServe chat route per graph.
 
     ``base_url``: the model endpoint (…/v1), else the settings' or the recorded one;
     ``context``: graph context fields (task, tools, max_steps, mode, …) for every run;
-    ``models`` / ``backend``: injected chat models and task backend (tests);
-    ``preload``: load the task and check its tools now rather than on the first request.
+    ``models`` / ``backend``: injected chat models and task backend (tests; with
+    injected models no model server is checked);
+    ``preload``: load the task and check its tools now rather than on the first request;
+    ``api_key``: the key every request must send as a bearer token (default
+    ``AUTOACT_API_KEY``; "" for none);
+    ``max_body_bytes`` / ``max_question_chars``: the request limits (default
+    :data:`DEFAULT_MAX_BODY_BYTES`, :data:`DEFAULT_MAX_QUESTION_CHARS`).
     """
     from langserve import add_routes
 
     from autoact.graph.environment import default_backend
     from autoact.graph.group import build_group_graph
     from autoact.graph.react import build_react_graph
-    from autoact.models import ModelServerUnreachable
+    from autoact.models import ModelServerUnreachable, endpoint_url
+    from autoact.serving.endpoint import api_key_from_env
 
+    api_key = api_key_from_env() if api_key is None else (api_key or None)
+    max_body_bytes = DEFAULT_MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+    request_type = chat_request_type(DEFAULT_MAX_QUESTION_CHARS if max_question_chars is None else max_question_chars)
     context = dict(context or {})
     if base_url:
         context["base_url"] = base_url.rstrip("/")
@@ -269,9 +514,28 @@ def create_app(
         description="Group planning (plan / tool / reflect agents) and ReAct graphs as chat endpoints.",
     )
 
+    # the last added runs first: the key is checked before a body is read
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes, max_depth=MAX_JSON_DEPTH)
+    if api_key:
+        app.add_middleware(ApiKeyGuard, api_key=api_key)
+
     @app.exception_handler(ModelServerUnreachable)
     async def _no_model_server(request: Request, exc: ModelServerUnreachable) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+        return JSONResponse(status_code=503, content={"detail": _short(exc)})
+
+    @app.exception_handler(openai.APIConnectionError)
+    async def _model_server_lost(request: Request, exc: openai.APIConnectionError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": _short(f"cannot reach the model server: {exc}")})
+
+    @app.exception_handler(openai.APIStatusError)
+    async def _model_server_refused(request: Request, exc: openai.APIStatusError) -> JSONResponse:
+        status, detail = model_server_error(exc)
+        log.warning("%s: %s", request.url.path, detail)
+        return JSONResponse(status_code=status, content={"detail": detail})
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(validation_errors(exc.errors()))})
 
     @app.exception_handler(ValidationError)
     async def _bad_batch_input(request: Request, exc: ValidationError) -> JSONResponse:
@@ -280,15 +544,30 @@ def create_app(
         if exc.title != ChatRequest.__name__:
             log.error("unexpected validation error in %s", request.url.path, exc_info=exc)
             return JSONResponse(status_code=500, content={"detail": "Internal Server Error"})
-        return JSONResponse(status_code=422, content={"detail": exc.errors(include_url=False, include_context=False)})
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        return JSONResponse(status_code=422, content={"detail": validation_errors(errors)})
+
+    resolved: dict[str, Settings] = {}
+
+    def endpoint_of(name: str) -> Callable[[], str]:
+        def url() -> str:
+            if contexts[name].get("base_url"):
+                return contexts[name]["base_url"]
+            if "settings" not in resolved:
+                resolved["settings"] = settings or load_settings()
+            return endpoint_url(resolved["settings"])
+
+        return url
 
     for name in graphs:
         graph = builders[name](models, backend=backend, settings=settings, name=name)
         add_routes(
             app,
-            ChatTurn(graph, contexts[name], name),
+            ChatTurn(graph, contexts[name], name, request_type),
             path=f"/{name}",
             playground_type="chat",  # every endpoint on: the playground also reads /c/{config}/…_schema
+            # injected models need no server; real ones: 503 before a run (and a stream) starts
+            per_req_config_modifier=None if models else model_server_check(endpoint_of(name)),
         )
 
     @app.get("/", include_in_schema=False)

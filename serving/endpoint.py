@@ -1,16 +1,98 @@
-"""Finding the model endpoint a command should use, starting a server if none answers.
+"""Finding the model endpoint a command should use, starting a server if none answers,
+and how it is reached: the API key and the warning for a server other machines reach.
 
 Shared by every command that talks to the model (ask, chat, synthesize, serve-chat).
+
+Neither vLLM nor the chat app authenticates by default. ``AUTOACT_API_KEY`` (or
+``--api-key`` of ``autoact serve`` / ``serve-chat``, which sets it for the command)
+is the one key of both: a vLLM server started here requires it, the chat app
+requires it, and every client here sends it as ``Authorization: Bearer <key>``.
+The key is never written to a file; the endpoint file records only that one is needed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import os
+import socket
 import sys
 import time
 from typing import Iterator
 
 from autoact.settings import Settings
+
+#: The environment variable that holds the API key of the model server and the chat app.
+API_KEY_ENV = "AUTOACT_API_KEY"
+
+
+def api_key_from_env() -> str | None:
+    """The API key clients send and servers started here require (None: no key)."""
+    return (os.environ.get(API_KEY_ENV) or "").strip() or None
+
+
+def use_api_key(value: str | None) -> str | None:
+    """The API key of this command: ``value`` (an ``--api-key`` option), else the
+    environment's. A given key is put in the environment, so that every client the
+    command makes (model clients, a model server it starts) uses it."""
+    key = (value or "").strip() or None
+    if key:
+        os.environ[API_KEY_ENV] = key
+    return key or api_key_from_env()
+
+
+def auth_headers(api_key: str | None = None) -> dict[str, str]:
+    """The ``Authorization`` header for ``api_key`` (default: the environment's); none without a key."""
+    key = api_key or api_key_from_env()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost).
+
+    An empty host, a wildcard (0.0.0.0, ::) or a name that does not resolve to
+    loopback addresses only counts as reachable from other machines."""
+    host = (host or "").strip().strip("[]")
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def exposure_warning(what: str, host: str, port: int | str, api_key: str | None) -> str | None:
+    """The warning to print when ``what`` (a server) binds an address other machines
+    reach; None on a loopback address."""
+    if is_loopback(host):
+        return None
+    where = f"{host or '0.0.0.0'}:{port}"
+    if api_key:
+        return (
+            f"WARNING: {what} listens on {where}, which other machines can reach. Requests need the API key, "
+            "but the traffic (the key included) is plain HTTP: use this on trusted networks only, "
+            "or behind a TLS proxy."
+        )
+    return (
+        f"WARNING: {what} listens on {where}, which other machines can reach, and it has NO AUTHENTICATION: "
+        "anyone who reaches that port can use it. Set an API key (--api-key, or the environment variable "
+        f"{API_KEY_ENV}), or bind 127.0.0.1."
+    )
+
+
+def warn_if_exposed(what: str, host: str, port: int | str, api_key: str | None) -> None:
+    """Print :func:`exposure_warning` to stderr, framed so that it stands out."""
+    message = exposure_warning(what, host, port, api_key)
+    if message:
+        bar = "!" * 78
+        print(f"{bar}\n{message}\n{bar}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

