@@ -2,25 +2,63 @@
 
 Every sub-agent is a LangChain ``ChatOpenAI`` pointed at the vLLM endpoint; its
 ``model`` field names the role's LoRA adapter, or ``base`` when the role has no
-adapter (yet) or the server does not serve it.
+adapter (yet) or the server does not serve it. Errors name the endpoint: one that
+does not answer is :class:`ModelServerUnreachable`; one that answers something
+other than the OpenAI API (an HTML page from a proxy, another service on the port,
+a cut-off body) is :class:`ModelServerBadAnswer`, quoting the start of the answer.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import openai
 from langchain_openai import ChatOpenAI, OpenAI
 
-from autoact.serving.vllm_server import ServerError, list_models
+from autoact.serving import vllm_server
+from autoact.serving.endpoint import api_key_from_env
+from autoact.serving.vllm_server import ServerError
 from autoact.settings import BASE_MODEL_NAME, ROLES, Settings
+
+
+#: How much of a bad answer an error quotes.
+QUOTED_CHARS = 200
 
 
 class ModelServerUnreachable(ServerError):
     pass
+
+
+class ModelServerBadAnswer(ServerError):
+    """The server at an endpoint answered, but not with what the API promises."""
+
+
+def bad_answer(url: str, body: str, expected: str) -> ModelServerBadAnswer:
+    shown = " ".join(body.split())  # one line, whatever the page's layout
+    if len(shown) > QUOTED_CHARS:
+        shown = shown[:QUOTED_CHARS] + "…"
+    return ModelServerBadAnswer(f"the model server at {url} answered with something other than {expected}: {shown!r}")
+
+
+def served_models(url: str) -> list[str]:
+    """The model names served at ``url`` (…/v1); errors name the endpoint."""
+    try:
+        return vllm_server.list_models(url)  # looked up per call: tests replace it
+    except ServerError as exc:
+        raise ModelServerUnreachable(str(exc)) from exc
+    except (ValueError, AttributeError, KeyError, TypeError) as exc:  # not JSON, or not a model list
+        from autoact.serving.endpoint import auth_headers
+
+        models = url.rstrip("/") + "/models"
+        try:  # list_models keeps no body: fetch it once more to quote it
+            body = httpx.get(models, timeout=5.0, headers=auth_headers()).text
+        except httpx.HTTPError as again:
+            body = f"(no answer when asked again: {again})"
+        raise bad_answer(models, body, "a JSON model list") from exc
 
 
 def endpoint_file(settings: Settings) -> Path:
@@ -55,12 +93,71 @@ def role_model_name(role: str, settings: Settings, served: list[str]) -> str:
     return BASE_MODEL_NAME
 
 
+def _checked(raw: Any) -> Any:
+    """A raw openai answer, if it holds a non-empty ``choices`` list; else the
+    error naming the URL and quoting the body (openai hands a body that is not JSON
+    over as a str, on which LangChain then fails without naming anything)."""
+    try:
+        answer = raw.parse()
+    except ValueError:  # a JSON content type over a body that is not JSON
+        answer = None
+    if isinstance(answer, str) or not isinstance(getattr(answer, "choices", None), list) or not answer.choices:
+        response = raw.http_response
+        raise bad_answer(str(response.request.url), response.text, "a JSON completion")
+    return raw
+
+
+def _then(result: Any, fn: Callable[[Any], Any]) -> Any:
+    """``fn(result)``; for the async client's awaitable, a coroutine of it."""
+    if inspect.isawaitable(result):
+        async def chained() -> Any:
+            return fn(await result)
+
+        return chained()
+    return fn(result)
+
+
+class _CheckedCompletions:
+    """An openai (async) completions resource whose whole answers pass :func:`_checked`.
+
+    LangChain's chat client reads answers through ``with_raw_response.create``, its
+    completions client through ``create``; streamed answers pass unchecked."""
+
+    def __init__(self, resource: Any, raw: bool = False) -> None:
+        self._resource = resource
+        self._raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_resource":  # not set yet: a copy (copy, pickle) being built
+            raise AttributeError(name)
+        return getattr(self._resource, name)
+
+    @property
+    def with_raw_response(self) -> "_CheckedCompletions":
+        return _CheckedCompletions(self._resource.with_raw_response, raw=True)
+
+    def create(self, **kwargs: Any) -> Any:
+        if kwargs.get("stream"):
+            return self._resource.create(**kwargs)
+        if self._raw:
+            return _then(self._resource.create(**kwargs), _checked)
+        return _then(self.with_raw_response.create(**kwargs), lambda raw: raw.parse())
+
+
 class _NamesItsEndpoint:
-    """Connection errors name the endpoint URL and the model.
+    """Connection errors name the endpoint URL and the model; answers that are not
+    completions name the URL and quote the body (:class:`_CheckedCompletions`).
 
     The overrides spell out ``run_manager``: LangChain passes per-call options
     (extra_body: the prefill flags, structured outputs) only to ``_generate`` methods
     whose signature names it (a ``*args`` override silently dropped them)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.client is not None:
+            self.client = _CheckedCompletions(self.client)
+        if self.async_client is not None:
+            self.async_client = _CheckedCompletions(self.async_client)
 
     def _unreachable(self, exc: Exception) -> ModelServerUnreachable:
         return ModelServerUnreachable(
@@ -103,7 +200,7 @@ def completion_model(
         http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s),
         model=chat.model_name,
         base_url=chat.openai_api_base,
-        api_key="EMPTY",
+        api_key=api_key_from_env() or "EMPTY",  # AUTOACT_API_KEY, when the server needs one
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
@@ -132,10 +229,7 @@ def chat_model(
         raise ValueError(f"unknown role {role!r}; roles are {list(ROLES)}")
     url = (base_url or endpoint_url(settings)).rstrip("/")
     if served is None:
-        try:
-            served = list_models(url)
-        except ServerError as exc:
-            raise ModelServerUnreachable(str(exc)) from exc
+        served = served_models(url)
     sampling = settings.sampling_for(role).model_copy(update=overrides)
     return EndpointChatOpenAI(
         # an async HTTP client of its own: langchain-openai otherwise shares one per
@@ -144,7 +238,7 @@ def chat_model(
         http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s),
         model=role_model_name(role, settings, served),
         base_url=url,
-        api_key="EMPTY",
+        api_key=api_key_from_env() or "EMPTY",  # AUTOACT_API_KEY, when the server needs one
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
@@ -160,8 +254,5 @@ def chat_model(
 def role_models(settings: Settings, base_url: str | None = None) -> dict[str, EndpointChatOpenAI]:
     """One chat model per role, sharing one look-up of the served models."""
     url = (base_url or endpoint_url(settings)).rstrip("/")
-    try:
-        served = list_models(url)
-    except ServerError as exc:
-        raise ModelServerUnreachable(str(exc)) from exc
+    served = served_models(url)
     return {role: chat_model(role, settings, url, served) for role in ROLES}

@@ -4,23 +4,32 @@ Precedence, highest first: values passed in code (the CLI's flags), environment
 variables (``AUTOACT_…``, nested with ``__``: ``AUTOACT_SAMPLING__TEMPERATURE=0.7``),
 the config file (YAML or TOML; ``--config``, ``$AUTOACT_CONFIG`` or ``./autoact.toml``
 / ``./autoact.yaml``), then the defaults below.
+
+A bad setting is a :class:`SettingsError` in one line that names where the value
+came from (the file, the environment variable or none: code), the key and what it
+expects; an unknown key is an error too, with the closest valid key suggested.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings import SettingsError as SourceError
 
 ROLES = ("plan", "tool", "reflect", "meta")
 Role = Literal["plan", "tool", "reflect", "meta"]
@@ -38,12 +47,18 @@ CONFIG_FILE_NAMES = ("autoact.toml", "autoact.yaml", "autoact.yml")
 _explicit_config: ContextVar[Path | None] = ContextVar("autoact_config", default=None)
 
 
+class SettingsError(ValueError):
+    """A bad config file or setting, in one line naming its source and key."""
+
+
 def default_home() -> Path:
     return Path(os.environ.get("AUTOACT_HOME") or Path.home() / ".cache" / "autoact")
 
 
 class SamplingSettings(BaseModel):
     """Sampling used for every role unless a role overrides it."""
+
+    model_config = ConfigDict(extra="forbid")
 
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -55,6 +70,8 @@ class SamplingSettings(BaseModel):
 
 class ServerSettings(BaseModel):
     """How the vLLM OpenAI-compatible server is started or reached."""
+
+    model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(
         None, description="an existing endpoint (…/v1); when set, nothing is started"
@@ -82,6 +99,8 @@ class LearnSettings(BaseModel):
     fine-tuning, self-training rounds and evaluation. The defaults fit a 2-core CPU
     (the main job took about two hours there, measured in the README); ``configs/paper.toml`` holds the
     AutoAct paper's set-up for machines with GPUs."""
+
+    model_config = ConfigDict(extra="forbid")
 
     instances: int = Field(60, ge=1, description="grounded self-instructed questions")
     samples: int = Field(1, ge=1, description="trajectories per question: greedy, then sampled")
@@ -114,7 +133,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTOACT_",
         env_nested_delimiter="__",
-        extra="ignore",
+        # a misspelled key is an error, not a silently ignored line (top-level
+        # AUTOACT_* variables that name no field, such as AUTOACT_CONFIG, still pass)
+        extra="forbid",
         validate_default=True,
     )
 
@@ -140,12 +161,34 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(300.0, gt=0)
     seed: int = 0
 
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError("; ".join(_describe(error, values) for error in exc.errors())) from None
+        except SourceError as exc:
+            raise SettingsError(_describe_source_error(exc)) from None
+
     @field_validator("adapters")
     @classmethod
     def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = set(value) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; roles are {list(ROLES)}")
+        return value
+
+    @field_validator("role_sampling")
+    @classmethod
+    def _known_sampling_fields(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # sampling_for() applies these with model_copy, which would ignore a misspelling
+        for role, override in value.items():
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r}{_did_you_mean(role, ROLES)}; roles are {list(ROLES)}")
+            for key in override:
+                if key not in SamplingSettings.model_fields:
+                    raise ValueError(
+                        f"unknown sampling field {role}.{key}{_did_you_mean(key, SamplingSettings.model_fields)}"
+                    )
         return value
 
     @classmethod
@@ -182,11 +225,13 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
 
 
 def config_path() -> Path | None:
-    named = _explicit_config.get() or os.environ.get("AUTOACT_CONFIG")
+    explicit = _explicit_config.get()
+    named = explicit or os.environ.get("AUTOACT_CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
+            origin = "" if explicit else " (named by $AUTOACT_CONFIG)"
+            raise FileNotFoundError(f"config file {path}{origin} does not exist")
         return path
     for name in CONFIG_FILE_NAMES:
         if Path(name).is_file():
@@ -197,11 +242,20 @@ def config_path() -> Path | None:
 def load_config_file(path: Path) -> dict[str, Any]:
     text = Path(path).read_text()
     if Path(path).suffix == ".toml":
-        data = tomllib.loads(text)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     else:
-        data = yaml.safe_load(text) or {}
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise SettingsError(f"{path}: not valid YAML{at}: {problem}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the config file must hold a mapping of settings")
+        raise SettingsError(f"{path}: the config file must hold a mapping of settings")
     return data.get("autoact", data) if isinstance(data.get("autoact"), dict) else data
 
 
@@ -213,3 +267,103 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
         return Settings(**clean)
     finally:
         _explicit_config.reset(token)
+
+
+# ---- one-line errors --------------------------------------------------------------
+def _did_you_mean(name: str, options: Any, section: str = "") -> str:
+    close = difflib.get_close_matches(name, [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {section}{close[0]}?)" if close else ""
+
+
+def _field(loc: tuple) -> tuple[type[BaseModel], Any]:
+    """The model that holds the setting at ``loc`` and that setting's field (None
+    for an unknown key); a loc inside a list or mapping stops at that field."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return model, field
+        model = field.annotation
+    return model, None
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return re.sub(r"\b(typing|pathlib)\.", "", str(annotation))
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _holds(data: Any, loc: tuple) -> bool:
+    """Whether one source's values hold the setting at ``loc`` (a list's items
+    belong to the list)."""
+    for part in loc:
+        if not isinstance(data, Mapping):
+            return True
+        if part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _source(loc: tuple, init_values: dict[str, Any]) -> str:
+    """Where the value at ``loc`` came from, in the sources' order of precedence:
+    '' (code or a CLI flag), 'environment variable AUTOACT_…' or the config file."""
+    if _holds(init_values, loc):
+        return ""
+    names = {name.upper(): name for name in os.environ}
+    keys = [str(p) for p in loc if isinstance(p, str)]
+    for n in range(len(keys), 0, -1):  # AUTOACT_SAMPLING__TEMPERATURE, then AUTOACT_SAMPLING (JSON)
+        name = names.get("AUTOACT_" + "__".join(keys[:n]).upper())
+        if name:
+            return f"environment variable {name}: "
+    try:
+        path = config_path()
+        if path and _holds(load_config_file(path), loc):
+            return f"{path}: "
+    except (OSError, ValueError):
+        pass
+    return ""
+
+
+def _describe(error: Any, init_values: dict[str, Any]) -> str:
+    """One pydantic error as 'SOURCE: section.key expects TYPE (DETAIL), got VALUE'."""
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc)
+    where = _source(loc, init_values)
+    model, field = _field(loc)
+    if error["type"] == "extra_forbidden":
+        section = "".join(f"{p}." for p in loc[:-1])
+        return f"{where}unknown setting {key}{_did_you_mean(str(loc[-1]), model.model_fields, section)}"
+    msg = error["msg"]
+    if error["type"] == "value_error":  # our validators' messages say it all
+        return f"{where}{key}: {msg.removeprefix('Value error, ')}"
+    detail = "" if msg.startswith("Input should be a valid ") else msg.removeprefix("Input should be ")
+    expected = _type_name(field.annotation) if field is not None else "a valid value"
+    detail = f" ({detail})" if detail else ""
+    return f"{where}{key} expects {expected}{detail}, got {_shown(error['input'])}"
+
+
+def _describe_source_error(exc: SourceError) -> str:
+    """pydantic-settings could not decode a variable (a list or mapping not in JSON)."""
+    match = re.search(r'field "(\w+)" from source "EnvSettingsSource"', str(exc))
+    if not match:
+        return str(exc)
+    prefix = f"AUTOACT_{match.group(1)}".upper()
+    names = sorted(n for n in os.environ if n.upper() == prefix or n.upper().startswith(prefix + "__"))
+    names = [n for n in names if not _is_json(os.environ[n])] or names
+    given = ", ".join(f"{n}={_shown(os.environ[n])}" for n in names) or prefix
+    field = match.group(1)
+    return f"environment variable {given}: not a valid value for {field} (lists and mappings are written as JSON)"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -41,17 +41,13 @@ class ModelResolver:
         return (context.base_url or endpoint_url(self.settings)).rstrip("/")
 
     def served(self, url: str) -> list[str]:
-        from autoact.models import ModelServerUnreachable
-        from autoact.serving.vllm_server import ServerError, list_models
+        from autoact.models import served_models
 
         now = time.monotonic()
         cached = self._served.get(url)
         if cached and now - cached[0] < SERVED_TTL_S:
             return cached[1]
-        try:
-            names = list_models(url)
-        except ServerError as exc:
-            raise ModelServerUnreachable(str(exc)) from exc
+        names = served_models(url)
         self._served[url] = (now, names)
         return names
 

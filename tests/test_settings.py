@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from autoact.settings import Settings, load_settings
+from autoact.settings import Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +105,82 @@ def test_learn_with_task_questions_passes_the_training_file_to_synthesis(tmp_pat
     given = synthesis_of(["learn", "--task", "hotpotqa", "--task-questions", "--train-data", "t.jsonl"])
     assert (given.task, given.instances, given.train_data) == ("hotpotqa", "task", "t.jsonl")
     assert synthesis_of(["learn", "--task", "hotpotqa"]).instances == "self-instruct"
+
+
+# ---- one-line errors naming the source, the key and the expectation ---------------------------------------
+def test_a_misspelled_key_names_the_file_and_the_closest_key(tmp_path):
+    cfg = tmp_path / "autoact.toml"
+    cfg.write_text("[sampling]\ntemprature = 0.5\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    assert str(caught.value) == "autoact.toml: unknown setting sampling.temprature (did you mean sampling.temperature?)"
+    cfg.write_text("concurency = 3\n")
+    with pytest.raises(SettingsError, match=r"^autoact\.toml: unknown setting concurency "
+                                            r"\(did you mean concurrency\?\)$"):
+        Settings()
+
+
+def test_a_wrong_type_is_one_line_naming_file_key_type_and_value(tmp_path):
+    cfg = tmp_path / "conf.toml"
+    cfg.write_text('[sampling]\ntemperature = "hot"\n')
+    with pytest.raises(SettingsError) as caught:
+        load_settings(cfg)
+    assert str(caught.value) == f"{cfg}: sampling.temperature expects float, got 'hot'"
+    cfg.write_text("[sampling]\ntemperature = 5\n")  # the right type out of range says which range
+    with pytest.raises(SettingsError) as caught:
+        load_settings(cfg)
+    assert str(caught.value) == f"{cfg}: sampling.temperature expects float (less than or equal to 2), got 5"
+    assert "\n" not in str(caught.value)
+
+
+def test_syntax_errors_name_the_file_and_the_line(tmp_path):
+    toml = tmp_path / "broken.toml"
+    toml.write_text("concurrency = 3\n[sampling\ntemperature = 0.5\n")
+    with pytest.raises(SettingsError, match=r"^.*broken\.toml: not valid TOML: .*line 2"):
+        load_settings(toml)
+    yml = tmp_path / "broken.yaml"
+    yml.write_text("sampling:\n  temperature: [0.5\nconcurrency: 3\n")
+    with pytest.raises(SettingsError, match=r"^.*broken\.yaml: not valid YAML at line 3"):
+        load_settings(yml)
+
+
+def test_bad_environment_variables_are_named(monkeypatch):
+    monkeypatch.setenv("AUTOACT_SAMPLING__TEMPERATURE", "hot")
+    with pytest.raises(SettingsError) as caught:
+        Settings()
+    assert str(caught.value) == (
+        "environment variable AUTOACT_SAMPLING__TEMPERATURE: sampling.temperature expects float, got 'hot'")
+    monkeypatch.delenv("AUTOACT_SAMPLING__TEMPERATURE")
+    monkeypatch.setenv("AUTOACT_SAMPLING__TOPP", "0.5")
+    with pytest.raises(SettingsError, match=r"^environment variable AUTOACT_SAMPLING__TOPP: unknown setting "
+                                            r"sampling\.topp \(did you mean sampling\.top_p\?\)$"):
+        Settings()
+    monkeypatch.delenv("AUTOACT_SAMPLING__TOPP")
+    monkeypatch.setenv("AUTOACT_SAMPLING__STOP", "Observation")  # a list is written as JSON
+    with pytest.raises(SettingsError, match=r"^environment variable AUTOACT_SAMPLING__STOP='Observation': "):
+        Settings()
+    monkeypatch.delenv("AUTOACT_SAMPLING__STOP")
+    monkeypatch.setenv("AUTOACT_CONFIG", "/no/such/file.toml")
+    with pytest.raises(FileNotFoundError, match=r"named by \$AUTOACT_CONFIG"):
+        Settings()
+
+
+def test_the_error_names_the_source_that_gave_the_value(tmp_path, monkeypatch):
+    (tmp_path / "autoact.toml").write_text("concurrency = 0\n")
+    with pytest.raises(SettingsError, match=r"^autoact\.toml: concurrency expects int \(greater than or equal to 1\)"):
+        Settings()
+    monkeypatch.setenv("AUTOACT_CONCURRENCY", "-1")  # the environment beats the file
+    with pytest.raises(SettingsError, match=r"^environment variable AUTOACT_CONCURRENCY: .*got '-1'$"):
+        Settings()
+    with pytest.raises(SettingsError, match=r"^concurrency expects int .*got 0$"):  # code beats both
+        Settings(concurrency=0)
+
+
+def test_role_sampling_keys_are_checked(tmp_path):
+    (tmp_path / "autoact.toml").write_text("[role_sampling.tool]\nmax_tokns = 16\n")
+    with pytest.raises(SettingsError, match=r"^autoact\.toml: role_sampling: unknown sampling field tool\.max_tokns "
+                                            r"\(did you mean max_tokens\?\)$"):
+        Settings()
+    (tmp_path / "autoact.toml").unlink()
+    with pytest.raises(SettingsError, match="unknown role 'planner'"):
+        Settings(role_sampling={"planner": {"max_tokens": 16}})

@@ -9,25 +9,70 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["atomic_write_text", "atomic_dir", "read_jsonl", "read_json", "repo_root", "shared_data_dir"]
+__all__ = [
+    "atomic_file", "atomic_write_text", "atomic_dir", "read_jsonl", "read_json", "repo_root", "shared_data_dir",
+]
+
+# mkstemp makes files 0600; an atomic write should leave the mode open() would.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[str]]:
+    """Yield a text file beside ``path``; on success it replaces ``path`` whole.
+
+    The temporary name is unique (concurrent writers of one target never share it),
+    the data is fsynced before the rename and the folder after it, so a crash leaves
+    the old file or the new one, never a part; on failure the temporary is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
+    with atomic_file(path) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (the entry lives in the folder's data)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # a platform without directory handles (Windows)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename still happened
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file and folder under ``folder`` (before it is renamed into place)."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(Path(root))
 
 
 @contextlib.contextmanager
@@ -42,6 +87,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
+        _fsync_tree(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -51,6 +97,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _fsync_dir(target.parent)
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
