@@ -55,3 +55,17 @@ def test_without_valid_list_any_name_is_accepted():
 
 def test_str_round_trip():
     assert str(parse_action("Lookup[harbour]", VALID)) == "Lookup[harbour]"
+
+
+def test_parse_action_is_linear_in_blank_lines():
+    import time
+
+    start = time.perf_counter()
+    for text in ("\n" * 20_000 + "x", "\n" * 20_000 + "Action: Retrieve[Velmora]", " \n" * 20_000 + "Finish[1]"):
+        try:
+            parse_action(text)
+        except ActionError:
+            pass
+    assert time.perf_counter() - start < 2.0
+    assert parse_action("\n" * 20_000 + "Action: Retrieve[Velmora]").argument == "Velmora"
+    assert parse_action("Thought: x\n  action 2: Lookup[founded]").name == "Lookup"

@@ -20,7 +20,9 @@ __all__ = ["Action", "ActionError", "parse_action", "format_valid_actions", "ENV
 #: Actions handled by the environment itself rather than by a tool.
 ENV_ACTIONS = {"Finish": "Finish[answer]", "Reflect": "Reflect[right|wrong]"}
 
-_PREFIX = re.compile(r"(?im)^\s*action(?:\s*\d+)?\s*:\s*")
+# [ \t]* rather than \s* after ^: with \s* every line start of a run of blank lines
+# rescans the rest of the run (20k newlines took 3.9 s)
+_PREFIX = re.compile(r"(?im)^[ \t]*action(?:[ \t]*\d+)?[ \t]*:\s*")
 _NAME_BRACKET = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[(.*)\]$", re.S)
 _NAME_ONLY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[", re.S)
 # Code may hold unbalanced brackets inside strings: its argument runs to the last "]".

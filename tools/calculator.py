@@ -48,6 +48,11 @@ _MAX_EXPONENT = 10_000
 _MAX_FACTORIAL = 1_000
 _MAX_MAGNITUDE = 10**300
 _MAX_LENGTH = 500
+# Integer powers and round() build huge integers before _check sees the result
+# ((10**300) ** 9999 has 3 million digits; round(1, -10**18) needs 10**(10**18) and
+# never returns), so both are refused from their arguments, before any work is done.
+_MAX_BITS = _MAX_MAGNITUDE.bit_length()
+_MAX_NDIGITS = 300
 
 _REPLACEMENTS = (("×", "*"), ("÷", "/"), ("−", "-"), ("^", "**"))
 # 1,234,567 -> 1234567 (only groups of exactly three digits, so "max(1,2)" is untouched)
@@ -64,6 +69,15 @@ def _check(value: float | int) -> float | int:
     return value
 
 
+def _check_power(base: float | int, exponent: float | int) -> None:
+    if abs(exponent) > _MAX_EXPONENT:
+        raise CalculatorError(f"exponent {exponent} is too large")
+    # an integer power has about bits(base) * exponent bits: refuse it before computing it
+    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0:
+        if (abs(base).bit_length() - 1) * exponent > _MAX_BITS:
+            raise CalculatorError("the result is too large")
+
+
 def _eval(node: ast.AST) -> float | int:
     if isinstance(node, ast.Expression):
         return _eval(node.body)
@@ -71,8 +85,8 @@ def _eval(node: ast.AST) -> float | int:
         return _check(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
-            raise CalculatorError(f"exponent {right} is too large")
+        if isinstance(node.op, ast.Pow):
+            _check_power(left, right)
         try:
             return _check(_BINARY[type(node.op)](left, right))
         except ZeroDivisionError:
@@ -92,6 +106,8 @@ def _eval(node: ast.AST) -> float | int:
         args = [_eval(a) for a in node.args]
         if fn is math.factorial and args and (args[0] > _MAX_FACTORIAL or args[0] != int(args[0])):
             raise CalculatorError("factorial takes a whole number up to 1000")
+        if fn is round and len(args) > 1 and not (isinstance(args[1], int) and abs(args[1]) <= _MAX_NDIGITS):
+            raise CalculatorError(f"round takes a whole number of digits from -{_MAX_NDIGITS} to {_MAX_NDIGITS}")
         try:
             return _check(fn(*(int(a) if fn is math.factorial else a for a in args)))
         except (ValueError, TypeError) as exc:
@@ -117,7 +133,10 @@ def evaluate(expression: str) -> float | int:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         raise CalculatorError(f"cannot parse {expression!r} as arithmetic") from None
-    return _eval(tree)
+    try:
+        return _eval(tree)
+    except RecursionError:  # 500 characters of "-" or "(" nest deeper than a busy stack allows
+        raise CalculatorError("the expression is nested too deeply") from None
 
 
 def _format(value: float | int) -> str:
