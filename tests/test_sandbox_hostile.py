@@ -214,22 +214,37 @@ def test_output_flood_leaves_the_callers_memory_bounded(stream):
 @pytest.mark.parametrize("forgery", [
     "print('@@sandbox-result-0000@@' + json.dumps({'ok': True, 'value': '42'})); os._exit(0)",
     "print('@@sandbox-result-0000@@ garbage [[['); os._exit(0)",
-    "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+    "for fd in range(3, 64):\n"
     "    try: os.write(fd, b'{\"kind\": \"result\", \"ok\": tru')\n"
     "    except OSError: pass\nos._exit(0)",
-    "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+    "for fd in range(3, 64):\n"
     "    try: os.write(fd, b'{\"kind\": \"ready\", \"layers\": {\"seccomp\": false}}\\n')\n"
     "    except OSError: pass",
+    # well-formed JSON of the wrong shape, and JSON too deep to decode
+    "for fd in range(3, 64):\n"
+    "    try: os.write(fd, b'{\"kind\": \"result\", \"ok\": true, \"replay_errors\": null}\\n')\n"
+    "    except OSError: pass\nos._exit(0)",
+    "for fd in range(3, 64):\n"
+    "    try: os.write(fd, b'[' * 200000 + b'\\n')\n"
+    "    except OSError: pass\nos._exit(0)",
 ])
 def test_a_forged_report_is_not_taken_for_a_result(forgery):
     result = run(f"import os, json\n{forgery}")
-    assert result.status == "crashed" and result.value is None, result.observation()
-    assert "without a result" in result.error
+    assert result.status in ("crashed", "output-limit") and result.value is None, result.observation()
+    assert "without a result" in result.error or "was stopped" in result.error
+
+
+def test_a_huge_report_is_cut_off_without_inflating_the_caller():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = run("import os\nline = b'{\"kind\": \"result\", \"replay_errors\": [' + b'{},' * 330000 + b'{}]}\\n'\n"
+                 "for fd in range(3, 64):\n    try: os.write(fd, line)\n    except OSError: pass\nos._exit(0)")
+    assert result.status in ("crashed", "output-limit") and result.value is None
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 30
 
 
 def test_layers_are_reported_before_any_cell_runs():
     """A cell that rewrites its own report cannot turn a layer off in the record."""
-    result = run("import os\nfor fd in map(int, os.listdir('/proc/self/fd')):\n"
+    result = run("import os\nfor fd in range(3, 64):\n"
                  "    try: os.write(fd, b'{\"kind\": \"result\", \"ok\": true, \"value\": \"1\"}\\n')\n"
                  "    except OSError: pass\nraise SystemExit")
     assert result.status == "crashed"  # two results: the forged one and the real one
@@ -267,6 +282,28 @@ def test_fork_bomb_in_threads_is_bounded():
     result = run("import threading, time\nts = [threading.Thread(target=time.sleep, args=(5,)) for _ in range(10000)]\n"
                  "[t.start() for t in ts]", limits=SandboxLimits(cpu_s=3, wall_s=8, nofile=64))
     assert result.status in ("error", "timeout", "killed", "cpu-limit", "crashed")
+
+
+@pytest.mark.parametrize("code", [
+    # memfd pages count against no rlimit: host memory past the limit
+    "import os\nos.memfd_create('m')",
+    # a BSD lock on a read-only file would reach the host and other sandboxes
+    "import fcntl, sys\nfcntl.flock(open(sys.executable, 'rb'), fcntl.LOCK_EX)",
+    # the host's pseudo-terminal pool
+    "open('/dev/ptmx', 'rb')",
+    # core dumps stay off, also where a root helper would receive them
+    "import resource\nresource.setrlimit(resource.RLIMIT_CORE, (0, 0))",
+])
+def test_shared_host_resources_are_out_of_reach(code):
+    result = run(code)
+    assert result.status == "error" and ("Error" in result.error), result.observation()
+
+
+def test_tmp_is_a_private_writable_folder():
+    result = run("import tempfile, os\nopen('/tmp/x', 'w').write('x')\nwith tempfile.NamedTemporaryFile() as f:\n"
+                 "    name = f.name\nsorted(os.listdir('/tmp')), os.path.dirname(name)")
+    assert result.ok and result.value == "(['x'], '/sandbox')", result.observation()
+    assert run("import os\nos.listdir('/tmp')").value == "[]"
 
 
 def test_the_work_folder_is_private_and_size_limited():

@@ -75,7 +75,13 @@ class SandboxLimits:
     nofile: int = 256
     max_output: int = 2000
     folder_mb: int = 64  # size of the private working folder (isolated mode)
-    raw_output_bytes: int = 1 << 20  # bytes the parent reads from each pipe before it stops the code
+    raw_output_bytes: int = 1 << 20  # bytes the parent reads from stdout/stderr before it stops the code
+
+    @property
+    def report_bytes(self) -> int:
+        """Most bytes the child's report may take: its fields are bounded by
+        ``max_output``, so anything larger was written by the code itself."""
+        return 65536 + 16 * self.max_output
 
 
 @dataclass
@@ -186,8 +192,15 @@ def _bwrap_command(limits: SandboxLimits) -> list[str]:
                 made.add(parent)
                 cmd += ["--perms", "0755", "--dir", parent]
         cmd += ["--ro-bind", source, target]
-    cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--size", str(16 << 20), "--tmpfs", "/tmp",
+    # /dev holds only the harmless character devices: bubblewrap's --dev would add
+    # /dev/ptmx, through which a cell could drain the host's pseudo-terminals
+    cmd += ["--proc", "/proc", "--perms", "0755", "--dir", "/dev"]
+    for device in ("null", "zero", "full", "random", "urandom"):
+        cmd += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        cmd += ["--symlink", f"/proc/self/fd/{fd}", f"/dev/{name}"]
+    cmd += ["--symlink", "/proc/self/fd", "/dev/fd",
+            "--size", str(16 << 20), "--perms", "1777", "--tmpfs", "/tmp",
             "--size", str(limits.folder_mb << 20), "--perms", "0777", "--tmpfs", WORKDIR,
             "--chdir", WORKDIR, "--clearenv"]
     for key, value in _child_env(WORKDIR).items():
@@ -250,15 +263,16 @@ def run_python(
     if mode == ISOLATED:
         if not _probe:
             require_isolation()
-        command, workdir, cleanup = _bwrap_command(limits), WORKDIR, None
+        command, workdir, cleanup, also_writable = _bwrap_command(limits), WORKDIR, None, ["/tmp"]
         layers = {"netns": False, "seccomp": True, "audit": True, **(layers or {})}
     else:
         cleanup = workdir = tempfile.mkdtemp(prefix="autoact-py-")
+        also_writable = []
         command = [sys.executable, "-P", "-s", "-B", str(CHILD)]
         layers = {"netns": True, "seccomp": True, "audit": True, **(layers or {})}
     result_r, result_w = os.pipe()
     request = {"code": code, "cells": list(prior_cells), "limits": asdict(limits), "layers": layers,
-               "workdir": workdir, "result_fd": result_w}
+               "workdir": workdir, "also_writable": also_writable, "result_fd": result_w}
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
@@ -324,7 +338,8 @@ def _collect(proc: subprocess.Popen, request: bytes, result_fd: int, limits: San
                     continue
                 chunks[key.data].append(data)
                 sizes[key.data] += len(data)
-                if sizes[key.data] > limits.raw_output_bytes:
+                cap = limits.report_bytes if key.data == "report" else limits.raw_output_bytes
+                if sizes[key.data] > cap:
                     outcome = "output-limit"
             if outcome:
                 break
@@ -359,25 +374,27 @@ def _interpret(code: int, streams: dict, limits: SandboxLimits, duration: float,
         return SandboxResult("output-limit", stdout=raw_out,
                              error=f"OutputError: the code wrote more than {limits.raw_output_bytes} bytes "
                              "and was stopped", duration_s=duration)
-    ready, final, problem = _parse_report(streams["report"])
+    try:
+        ready, final, problem = _parse_report(streams["report"])
+    except Exception as exc:  # noqa: BLE001 - whatever the code wrote there, never raise in the caller
+        ready, final, problem = None, None, f"its report could not be read ({type(exc).__name__})"
     signal_number = -code if code < 0 else (code - 128 if mode == ISOLATED and code > 128 else 0)
     if final is None or problem:
         result = _abnormal_exit(signal_number, code, raw_out, stderr, limits, duration, problem)
         result.layers = (ready or {}).get("layers", {})
         return result
-    out = str(final.get("stdout", ""))
+    out = final["stdout"]
     if raw_out:
         out = (raw_out + "\n" + out) if out else raw_out
-    value = final.get("value")
     return SandboxResult(
-        "ok" if final.get("ok") is True else "error",
+        "ok" if final["ok"] else "error",
         stdout=out[: limits.max_output * 2],
-        stderr=str(final.get("stderr", ""))[: limits.max_output * 2],
-        value=None if value is None else str(value)[: limits.max_output + 1],
-        error=None if final.get("error") is None else str(final["error"])[: limits.max_output * 4],
+        stderr=final["stderr"][: limits.max_output * 2],
+        value=None if final["value"] is None else final["value"][: limits.max_output + 1],
+        error=None if final["error"] is None else final["error"][: limits.max_output * 4],
         duration_s=duration,
         layers=ready["layers"],
-        replay_errors=[str(e) for e in final.get("replay_errors", [])][:50],
+        replay_errors=final["replay_errors"][:50],
     )
 
 
@@ -394,11 +411,23 @@ def _parse_report(data: bytes) -> tuple[dict | None, dict | None, str | None]:
             or not isinstance(messages[0].get("layers"), dict):
         return None, None, "it did not report its start"
     ready, rest = messages[0], messages[1:]
+    ready = {"layers": {str(k): v for k, v in ready["layers"].items() if isinstance(v, (bool, str, type(None)))}}
     if not rest:
         return ready, None, None
-    if len(rest) > 1 or not isinstance(rest[0], dict) or rest[0].get("kind") != "result":
+    final = rest[0]
+    if len(rest) > 1 or not isinstance(final, dict) or final.get("kind") != "result":
         return ready, None, "its report was malformed (written by the code itself?)"
-    return ready, rest[0], None
+    checked = {  # field -> (types it may have, default)
+        "ok": ((bool,), None), "stdout": ((str,), ""), "stderr": ((str,), ""),
+        "value": ((str, type(None)), None), "error": ((str, type(None)), None), "replay_errors": ((list,), []),
+    }
+    clean = {}
+    for key, (types, default) in checked.items():
+        value = final.get(key, default)
+        if not isinstance(value, types) or (key == "replay_errors" and not all(isinstance(e, str) for e in value)):
+            return ready, None, f"its report was malformed ({key!r} is {type(value).__name__})"
+        clean[key] = value
+    return ready, clean, None
 
 
 def _abnormal_exit(signal_number: int, code: int, stdout: str, stderr: str, limits: SandboxLimits,

@@ -47,8 +47,11 @@ CLONE_THREAD = 0x00010000
 # ---- seccomp ------------------------------------------------------------------------
 # x86_64 system call numbers (asm/unistd_64.h) that a CPython interpreter running
 # plain Python, threads, sqlite3 and file I/O in its folder was seen to need, plus
-# their harmless relatives. Everything else answers EPERM. clone/socket/kill/tgkill
-# are allowed only with the argument checks below.
+# their harmless relatives. Everything else answers EPERM. clone/socket/kill/tgkill/
+# prctl/prlimit64 are allowed only with the argument checks below. Left out on
+# purpose: memfd_create (its pages count against no rlimit until mapped: host memory
+# past the limit) and flock (BSD locks work on read-only files: a lock on the
+# interpreter's files would reach the host and the other sandboxes).
 _X86_64_ALLOWED = {
     "read": 0, "write": 1, "open": 2, "close": 3, "stat": 4, "fstat": 5, "lstat": 6, "poll": 7,
     "lseek": 8, "mmap": 9, "mprotect": 10, "munmap": 11, "brk": 12, "rt_sigaction": 13,
@@ -58,7 +61,7 @@ _X86_64_ALLOWED = {
     "nanosleep": 35, "getitimer": 36, "alarm": 37, "setitimer": 38, "getpid": 39, "sendfile": 40,
     "sendto": 44, "recvfrom": 45, "sendmsg": 46, "recvmsg": 47, "shutdown": 48,
     "getsockname": 51, "getpeername": 52, "socketpair": 53, "setsockopt": 54, "getsockopt": 55,
-    "exit": 60, "uname": 63, "fcntl": 72, "flock": 73, "fsync": 74, "fdatasync": 75,
+    "exit": 60, "uname": 63, "fcntl": 72, "fsync": 74, "fdatasync": 75,
     "truncate": 76, "ftruncate": 77, "getdents": 78, "getcwd": 79, "chdir": 80, "fchdir": 81,
     "rename": 82, "mkdir": 83, "rmdir": 84, "creat": 85, "link": 86, "unlink": 87, "symlink": 88,
     "readlink": 89, "chmod": 90, "fchmod": 91, "umask": 95, "gettimeofday": 96, "getrlimit": 97,
@@ -79,7 +82,7 @@ _X86_64_ALLOWED = {
     "timerfd_create": 283, "eventfd": 284, "fallocate": 285, "timerfd_settime": 286,
     "timerfd_gettime": 287, "eventfd2": 290, "epoll_create1": 291, "dup3": 292, "pipe2": 293,
     "preadv": 295, "pwritev": 296, "prlimit64": 302, "getcpu": 309, "renameat2": 316,
-    "getrandom": 318, "memfd_create": 319, "membarrier": 324, "mlock2": 325,
+    "getrandom": 318, "membarrier": 324, "mlock2": 325,
     "copy_file_range": 326, "statx": 332, "rseq": 334, "close_range": 436, "faccessat2": 439,
     "epoll_pwait2": 441,
 }
@@ -103,7 +106,8 @@ BPF_RET_K = 0x06
 RET_ALLOW = 0x7FFF0000
 RET_ERRNO = 0x00050000
 EPERM, EACCES, ENOSYS = 1, 13, 38
-OFF_NR, OFF_ARCH, OFF_ARG0 = 0, 4, 16
+OFF_NR, OFF_ARCH, OFF_ARG0, OFF_ARG1 = 0, 4, 16, 24
+PR_SET_DUMPABLE, RLIMIT_CORE = 4, 4
 
 
 class _SockFilter(ctypes.Structure):
@@ -167,6 +171,16 @@ def _seccomp_program(table: dict, pid: int) -> list[tuple[int, int, int, int]]:
     if not allow_list:
         prog.append(stmt(BPF_RET_K, RET_ALLOW))
         return prog
+    # The core-dump settings stay as the harness left them (see main): a cell may
+    # not make itself dumpable again nor change RLIMIT_CORE.
+    for name, offset, refused in (("prctl", OFF_ARG0, PR_SET_DUMPABLE), ("prlimit64", OFF_ARG1, RLIMIT_CORE)):
+        prog += [
+            jump(BPF_JEQ_K, table["allowed"][name], 0, 4),
+            stmt(BPF_LD_W_ABS, offset),
+            jump(BPF_JEQ_K, refused, 0, 1),
+            stmt(BPF_RET_K, RET_ERRNO | EPERM),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ]
     for nr in sorted(set(table["allowed"].values())):
         prog += [jump(BPF_JEQ_K, nr, 0, 1), stmt(BPF_RET_K, RET_ALLOW)]
     prog.append(stmt(BPF_RET_K, RET_ERRNO | EPERM))
@@ -196,7 +210,7 @@ def isolate_network(libc) -> bool:
 
 
 # ---- audit hook ------------------------------------------------------------------------
-def make_audit_hook(workdir: str):
+def make_audit_hook(workdir: str, also_writable: tuple[str, ...] = ()):
     """The hook and everything it reads live in this closure, as immutable values:
     nothing reachable from the cell's globals or ``sys.modules`` changes its rules."""
     process_events = frozenset({
@@ -222,7 +236,7 @@ def make_audit_hook(workdir: str):
     })
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
     af_unix = int(socket.AF_UNIX)
-    root = os.path.realpath(workdir)
+    roots = tuple(os.path.realpath(p) for p in (workdir, *also_writable))
     allowed_files = frozenset({"/dev/null"})
     pid = os.getpid()
     realpath, fspath, join, getcwd = os.path.realpath, os.fspath, os.path.join, os.getcwd
@@ -230,7 +244,9 @@ def make_audit_hook(workdir: str):
     def inside(path, dir_fd=None) -> bool:
         if isinstance(path, int):  # an open descriptor: checked when it was opened
             return True
-        if dir_fd is not None and dir_fd != -100:  # relative to a descriptor: cannot tell where
+        # the events pass -1 when no dir_fd was given; a relative path against a real
+        # descriptor could be anywhere
+        if dir_fd is not None and dir_fd not in (-1, -100) and not (isinstance(path, str) and path.startswith("/")):
             return False
         try:
             text = fspath(path)
@@ -241,7 +257,7 @@ def make_audit_hook(workdir: str):
         if text in (":memory:", ""):
             return True
         full = realpath(text if text.startswith("/") else join(getcwd(), text))
-        return full in allowed_files or full == root or full.startswith(root + "/")
+        return full in allowed_files or any(full == root or full.startswith(root + "/") for root in roots)
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
@@ -339,15 +355,19 @@ def main() -> None:
     fsize = int(limits["file_mb"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["nofile"]),) * 2)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # No core dump, also where core_pattern pipes dumps to a root helper (which
+    # ignores a limit of 0 but aborts on the special value 1); the cell can change
+    # neither this nor its dumpability (seccomp).
+    resource.setrlimit(resource.RLIMIT_CORE, (1, 1))
     os.chdir(request["workdir"])
 
     active: dict = {"rlimits": True}
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     active["netns"] = bool(layers.get("netns")) and isolate_network(libc)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     active["seccomp"] = install_seccomp(libc) if layers.get("seccomp") else None
     if layers.get("audit"):
-        sys.addaudithook(make_audit_hook(request["workdir"]))
+        sys.addaudithook(make_audit_hook(request["workdir"], tuple(request.get("also_writable", ()))))
     active["audit"] = bool(layers.get("audit"))
     _report(result_fd, {"kind": "ready", "layers": active})
 
