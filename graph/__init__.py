@@ -1,6 +1,8 @@
-"""LangGraph graphs: single-agent ReAct (synthesis, baseline) and group planning
-(plan / tool / reflect agents; iterative and one-pass modes)."""
+"""LangGraph graphs: single-agent ReAct (synthesis, baseline), group planning
+(plan / tool / reflect agents; iterative and one-pass modes) and CodeAct (one agent
+acting with Python code)."""
 
+from autoact.graph.codeact import CodeActContext, build_codeact_graph
 from autoact.graph.context import BaseContext, GroupContext, ReactContext
 from autoact.graph.environment import Backend
 from autoact.graph.group import build_group_graph
@@ -11,6 +13,7 @@ __all__ = [
     "AgentState",
     "Backend",
     "BaseContext",
+    "CodeActContext",
     "GroupContext",
     "InputState",
     "OutputState",
@@ -19,6 +22,7 @@ __all__ = [
     "RoleUsage",
     "Step",
     "Subgoal",
+    "build_codeact_graph",
     "build_group_graph",
     "build_react_graph",
 ]

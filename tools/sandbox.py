@@ -26,12 +26,25 @@ State persists within an episode by replaying the episode's earlier successful
 cells before the new one, with their output discarded; that keeps the session a
 plain list of strings, which ``get_state()`` can serialise. Replayed cells run
 again, so side effects and randomness repeat rather than carry over.
+
+The tool bridge (``tools={name: callable}``) makes each name a function in the
+cell (``retrieve("Velmora")``) that the caller answers: the child writes one JSON
+line ``{"id", "tool", "argument", "replay"}`` on a request pipe and blocks on a
+response pipe for ``{"id", "ok", "answer"}`` (or ``{"id", "ok": false, "error"}``).
+The caller serves one call at a time in a worker thread while it keeps reading the
+output under the same deadline. The cell can write anything on the request pipe,
+so the caller trusts nothing in a request: unknown names, wrong types, oversized
+arguments and garbage get an error answer; an overlong line or more calls than
+``tool_calls`` per cell (replayed cells included) stop the code. Replayed cells
+call their tools again (fine for deterministic tools); their calls are left out of
+``SandboxResult.tool_calls``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import keyword
 import os
 import selectors
 import shutil
@@ -39,10 +52,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 __all__ = [
     "SandboxLimits", "SandboxResult", "SandboxUnavailable", "PythonSandbox", "run_python",
@@ -76,6 +90,15 @@ class SandboxLimits:
     max_output: int = 2000
     folder_mb: int = 64  # size of the private working folder (isolated mode)
     raw_output_bytes: int = 1 << 20  # bytes the parent reads from stdout/stderr before it stops the code
+    tool_calls: int = 50  # bridged tool calls per cell
+    tool_argument_chars: int = 2000
+    tool_answer_chars: int = 20000  # longer answers are cut
+
+    @property
+    def tool_request_bytes(self) -> int:
+        """Longest request line the caller reads: the argument JSON-escaped (up to
+        12 bytes a character, for a surrogate pair) plus the other fields."""
+        return 12 * self.tool_argument_chars + 1024
 
     @property
     def report_bytes(self) -> int:
@@ -86,7 +109,7 @@ class SandboxLimits:
 
 @dataclass
 class SandboxResult:
-    # "ok" | "error" | "timeout" | "cpu-limit" | "killed" | "crashed" | "output-limit"
+    # "ok" | "error" | "timeout" | "cpu-limit" | "killed" | "crashed" | "output-limit" | "tool-limit"
     status: str
     stdout: str = ""
     stderr: str = ""
@@ -96,6 +119,8 @@ class SandboxResult:
     layers: dict[str, Any] = field(default_factory=dict)
     replay_errors: list[str] = field(default_factory=list)
     isolation: str = ISOLATED
+    # the new cell's bridged calls: {"tool", "argument", "answer"} (answer cut to max_output)
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -252,13 +277,17 @@ def run_python(
     limits: SandboxLimits | None = None,
     layers: dict[str, bool] | None = None,
     isolation: str | None = None,
+    tools: dict[str, Callable[[str], str]] | None = None,
     _probe: bool = False,
 ) -> SandboxResult:
     """Run ``code`` after replaying ``prior_cells`` in a fresh sandboxed process.
 
     ``layers`` switches the child's own layers (``seccomp``, ``audit``, ``netns``),
-    for tests that show each one alone; the namespaces of the isolated mode stay."""
+    for tests that show each one alone; the namespaces of the isolated mode stay.
+    ``tools``: functions the cell may call by name, answered here (see the module
+    notes); each takes the argument string and returns text."""
     limits = limits or SandboxLimits()
+    _check_tool_names(tools)
     mode = resolve_mode(isolation)
     if mode == ISOLATED:
         if not _probe:
@@ -273,6 +302,13 @@ def run_python(
     result_r, result_w = os.pipe()
     request = {"code": code, "cells": list(prior_cells), "limits": asdict(limits), "layers": layers,
                "workdir": workdir, "also_writable": also_writable, "result_fd": result_w}
+    parent_ends, child_ends = [result_r], [result_w]
+    if tools:
+        tool_request_r, tool_request_w = os.pipe()
+        tool_response_r, tool_response_w = os.pipe()
+        parent_ends += [tool_request_r, tool_response_w]
+        child_ends += [tool_request_w, tool_response_r]
+        request.update(tools=sorted(tools), request_fd=tool_request_w, response_fd=tool_response_r)
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
@@ -282,19 +318,23 @@ def run_python(
             stderr=subprocess.PIPE,
             cwd=cleanup or "/",
             env=_child_env(workdir),
-            pass_fds=(result_w,),
+            pass_fds=tuple(child_ends),
             start_new_session=True,  # its own process group, so a timeout kills all of it
         )
     except OSError as exc:
-        os.close(result_r)
-        os.close(result_w)
+        for fd in parent_ends + child_ends:
+            os.close(fd)
         if cleanup:
             shutil.rmtree(cleanup, ignore_errors=True)
         raise SandboxUnavailable(f"could not start the sandbox: {exc}") from exc
-    os.close(result_w)
+    for fd in child_ends:
+        os.close(fd)
+    server = _ToolServer(tools, limits, tool_request_r, tool_response_w, len(prior_cells)) if tools else None
     try:
-        streams = _collect(proc, json.dumps(request).encode(), result_r, limits)
+        streams = _collect(proc, json.dumps(request).encode(), result_r, limits, server)
     finally:
+        if server:
+            server.close()
         if proc.poll() is None:
             _kill_group(proc)
             proc.wait()
@@ -302,15 +342,19 @@ def run_python(
             shutil.rmtree(cleanup, ignore_errors=True)
     result = _interpret(proc.returncode, streams, limits, time.perf_counter() - start, mode)
     result.isolation = mode
+    if server:
+        result.tool_calls = server.calls
     if mode == ISOLATED:
         # bubblewrap made the network namespace (the child's own netns layer is off)
         result.layers = {"namespaces": True, "unprivileged_user": True, **result.layers, "netns": True}
     return result
 
 
-def _collect(proc: subprocess.Popen, request: bytes, result_fd: int, limits: SandboxLimits) -> dict:
+def _collect(proc: subprocess.Popen, request: bytes, result_fd: int, limits: SandboxLimits,
+             server: _ToolServer | None = None) -> dict:
     """Feed the request, then read stdout, stderr and the report with byte limits
-    and the wall-clock deadline; stop the process on either."""
+    and the wall-clock deadline (serving tool calls meanwhile); stop the process on
+    either, or on a tool request past the bridge's bounds."""
     try:
         proc.stdin.write(request)
         proc.stdin.close()
@@ -325,22 +369,32 @@ def _collect(proc: subprocess.Popen, request: bytes, result_fd: int, limits: San
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
     report = os.fdopen(result_fd, "rb", buffering=0)
     sel.register(report, selectors.EVENT_READ, "report")
+    open_streams = set(chunks)
     try:
-        while sel.get_map():
+        while open_streams:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 outcome = "timeout"
                 break
+            if server:
+                server.register(sel)
             for key, _ in sel.select(timeout=min(remaining, 1.0)):
+                if key.data in _ToolServer.EVENTS:
+                    server.on_event(key.data, sel)
+                    continue
                 data = os.read(key.fileobj.fileno(), 65536)
                 if not data:
                     sel.unregister(key.fileobj)
+                    open_streams.discard(key.data)
                     continue
                 chunks[key.data].append(data)
                 sizes[key.data] += len(data)
                 cap = limits.report_bytes if key.data == "report" else limits.raw_output_bytes
                 if sizes[key.data] > cap:
                     outcome = "output-limit"
+            if server and not outcome:
+                server.next_request()
+                outcome = "tool-limit" if server.stopped else None
             if outcome:
                 break
         if outcome:
@@ -356,7 +410,179 @@ def _collect(proc: subprocess.Popen, request: bytes, result_fd: int, limits: San
         report.close()
         proc.stdout.close()
         proc.stderr.close()
-    return {"outcome": outcome, **{k: b"".join(v) for k, v in chunks.items()}}
+    return {"outcome": outcome, "running_tool": server.running_tool if server else None,
+            "tool_stop": server.stopped if server else None, **{k: b"".join(v) for k, v in chunks.items()}}
+
+
+# ---- the tool bridge: the caller's end -----------------------------------------------------
+def _check_tool_names(tools: dict[str, Callable[[str], str]] | None) -> None:
+    for name, fn in (tools or {}).items():
+        if not (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)):
+            raise ValueError(f"a bridged tool needs a Python identifier as its name, not {name!r}")
+        if not callable(fn):
+            raise TypeError(f"the bridged tool {name!r} is not callable")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+class _ToolServer:
+    """Answers the cell's tool requests, one at a time, without ever blocking the
+    read loop: a call runs in a daemon thread (one that outlives the deadline is
+    abandoned with the process), answers go out on a non-blocking pipe, and no
+    further request is read while one is running or its answer is unsent."""
+
+    def __init__(self, tools: dict[str, Callable[[str], str]], limits: SandboxLimits, request_fd: int,
+                 response_fd: int, replayed_cells: int):
+        self.tools, self.limits = dict(tools), limits
+        self.request_fd, self.response_fd = request_fd, response_fd
+        os.set_blocking(response_fd, False)
+        # replayed cells call their tools again: the bound covers every cell of the run
+        self.max_calls = limits.tool_calls * (replayed_cells + 1)
+        self.received = 0
+        self.unread = bytearray()  # bytes read from the request pipe, not yet handled
+        self.unsent = bytearray()  # answers not yet written
+        self.request_closed = False
+        self.running: dict | None = None  # the call in flight: id, tool, argument, replay, wake fd, outcome
+        self.stopped: str | None = None  # why the code must be stopped
+        self.calls: list[dict[str, str]] = []
+
+    @property
+    def running_tool(self) -> str | None:
+        return self.running["tool"] if self.running else None
+
+    # -- the selector's view: what to wait for now
+    def register(self, sel: selectors.BaseSelector) -> None:
+        wanted = {}
+        if not self.request_closed and not self.running and not self.unsent and b"\n" not in self.unread:
+            wanted[self.request_fd] = "request"
+        if self.unsent:
+            wanted[self.response_fd] = "response"
+        if self.running:
+            wanted[self.running["wake"]] = "tool-done"
+        registered = {key.fd: key.data for key in sel.get_map().values() if key.data in self.EVENTS}
+        for fd, kind in registered.items():
+            if wanted.get(fd) != kind:
+                sel.unregister(fd)
+        for fd, kind in wanted.items():
+            if registered.get(fd) != kind:
+                sel.register(fd, selectors.EVENT_WRITE if kind == "response" else selectors.EVENT_READ, kind)
+
+    # -- events
+    EVENTS = ("request", "response", "tool-done")
+
+    def on_event(self, kind: str, sel: selectors.BaseSelector) -> None:
+        if kind == "request":
+            self.read_requests()
+        elif kind == "response":
+            self.write_answers()
+        else:
+            # out of the selector before it is closed: a reused descriptor number
+            # would otherwise look registered while epoll had dropped it
+            sel.unregister(self.running["wake"])
+            self.call_done()
+
+    def read_requests(self) -> None:
+        data = os.read(self.request_fd, 65536)
+        if not data:
+            self.request_closed = True
+            return
+        self.unread += data
+        if len(self.unread) - (self.unread.rfind(b"\n") + 1) > self.limits.tool_request_bytes:
+            self.stopped = f"a tool request was longer than {self.limits.tool_request_bytes} bytes"
+
+    def write_answers(self) -> None:
+        try:
+            sent = os.write(self.response_fd, self.unsent[:65536])
+        except BlockingIOError:
+            return
+        except OSError:  # the child closed its end: nobody reads the answers any more
+            sent = len(self.unsent)
+        del self.unsent[:sent]
+
+    def call_done(self) -> None:
+        call, self.running = self.running, None
+        os.close(call["wake"])
+        answer = _clip(call["outcome"].get("answer", f"{call['tool']} failed"), self.limits.tool_answer_chars)
+        if not call["replay"]:
+            self.calls.append({"tool": call["tool"], "argument": call["argument"],
+                               "answer": _clip(answer, self.limits.max_output)})
+        self._answer({"id": call["id"], "ok": True, "answer": answer})
+
+    # -- requests
+    def next_request(self) -> None:
+        """Handle the next complete request line, if nothing is in flight."""
+        if self.running or self.unsent or self.stopped or b"\n" not in self.unread:
+            return
+        line, _, rest = bytes(self.unread).partition(b"\n")
+        self.unread = bytearray(rest)
+        self.received += 1
+        if self.received > self.max_calls:
+            self.stopped = f"more than {self.limits.tool_calls} tool calls in a cell"
+            return
+        request, problem = self._parse(line)
+        if problem:
+            self._answer({"id": request.get("id"), "ok": False, "error": problem})
+        else:
+            self._start(request)
+
+    def _parse(self, line: bytes) -> tuple[dict, str | None]:
+        """The request if it is well formed, else what is wrong with it (never raises)."""
+        if len(line) > self.limits.tool_request_bytes:
+            return {}, f"the tool request is longer than {self.limits.tool_request_bytes} bytes"
+        try:
+            request = json.loads(line)
+        except Exception:  # noqa: BLE001 - invalid, too deep, too many digits: whatever the cell wrote
+            return {}, "the tool request is not valid JSON"
+        if not isinstance(request, dict):
+            return {}, "the tool request is not a JSON object"
+        request_id = request.get("id")
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            return {}, "the tool request has no integer id"
+        clean = {"id": request_id}
+        tool, argument, replay = request.get("tool"), request.get("argument"), request.get("replay", False)
+        if not isinstance(tool, str) or tool not in self.tools:
+            return clean, f"unknown tool {str(tool)[:50]!r}; the tools are: {', '.join(sorted(self.tools))}"
+        if not isinstance(argument, str):
+            return clean, f"the argument of {tool} must be a string"
+        if len(argument) > self.limits.tool_argument_chars:
+            return clean, f"the argument of {tool} is longer than {self.limits.tool_argument_chars} characters"
+        return {**clean, "tool": tool, "argument": argument, "replay": replay is True}, None
+
+    def _start(self, request: dict) -> None:
+        wake_r, wake_w = os.pipe()
+        outcome: dict[str, str] = {}
+        fn, name, argument = self.tools[request["tool"]], request["tool"], request["argument"]
+
+        def work() -> None:
+            try:
+                answer = fn(argument)
+                outcome["answer"] = answer if isinstance(answer, str) else str(answer)
+            except Exception as exc:  # noqa: BLE001 - a failing tool is an answer the cell can read
+                outcome["answer"] = f"{name} failed: {type(exc).__name__}: {exc}"
+            finally:
+                # the worker alone writes and closes its end, so a late wake-up can never
+                # reach a descriptor number that was reused after the run
+                try:
+                    os.write(wake_w, b"x")
+                except OSError:
+                    pass
+                os.close(wake_w)
+
+        self.running = {**request, "wake": wake_r, "outcome": outcome}
+        threading.Thread(target=work, name=f"sandbox-tool-{name}", daemon=True).start()
+
+    def _answer(self, message: dict) -> None:
+        self.unsent += json.dumps(message).encode() + b"\n"
+
+    def close(self) -> None:
+        for fd in (self.request_fd, self.response_fd, *([self.running["wake"]] if self.running else [])):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.running = None
 
 
 def _decode(data: bytes, limit: int) -> str:
@@ -367,9 +593,13 @@ def _interpret(code: int, streams: dict, limits: SandboxLimits, duration: float,
     raw_out = _decode(streams["stdout"], limits.max_output).strip()  # written past sys.stdout
     stderr = _decode(streams["stderr"], limits.max_output)
     if streams["outcome"] == "timeout":
-        return SandboxResult("timeout", stdout=raw_out,
-                             error=f"TimeoutError: the code ran longer than {limits.wall_s:g} s and was stopped",
-                             duration_s=duration)
+        waiting = f" (waiting for the tool {streams['running_tool']})" if streams.get("running_tool") else ""
+        return SandboxResult("timeout", stdout=raw_out, duration_s=duration,
+                             error=f"TimeoutError: the code ran longer than {limits.wall_s:g} s{waiting} "
+                             "and was stopped")
+    if streams["outcome"] == "tool-limit":
+        return SandboxResult("tool-limit", stdout=raw_out,
+                             error=f"ToolLimitError: {streams['tool_stop']}; the code was stopped", duration_s=duration)
     if streams["outcome"] == "output-limit":
         return SandboxResult("output-limit", stdout=raw_out,
                              error=f"OutputError: the code wrote more than {limits.raw_output_bytes} bytes "
@@ -466,18 +696,23 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 class PythonSandbox:
-    """One episode's Python session: the successful cells so far, replayed each call."""
+    """One episode's Python session: the successful cells so far, replayed each call.
+    ``tools`` are bridged into every cell (not part of the saved state: the caller
+    passes them again when it rebuilds the session)."""
 
     def __init__(self, limits: SandboxLimits | None = None, layers: dict[str, bool] | None = None,
-                 cells: list[str] | None = None, isolation: str | None = None):
+                 cells: list[str] | None = None, isolation: str | None = None,
+                 tools: dict[str, Callable[[str], str]] | None = None):
+        _check_tool_names(tools)
         self.limits = limits or SandboxLimits()
         self.layers = layers
         self.isolation = isolation  # None: AUTOACT_SANDBOX, else isolated
         self.cells: list[str] = list(cells or [])
+        self.tools = dict(tools or {})
 
     def run(self, code: str) -> SandboxResult:
         code = strip_code_fences(code)
-        result = run_python(code, self.cells, self.limits, self.layers, self.isolation)
+        result = run_python(code, self.cells, self.limits, self.layers, self.isolation, tools=self.tools or None)
         if result.ok:
             self.cells.append(code)
         return result

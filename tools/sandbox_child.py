@@ -21,6 +21,12 @@ hold inside that boundary, and alone in the explicitly weak ``process`` mode:
 The report's first line (``ready``, with the layers) is written before any cell
 runs, so a cell cannot misreport the layers; the second is the result.
 
+Tools the parent bridges (``request["tools"]``) become functions in the cells'
+namespace: each call writes one JSON line on the request descriptor and blocks
+until the parent's answer arrives on the response descriptor (see ``sandbox.py``).
+The bounds checked here (argument size, calls per cell) give the cell clear
+errors; the parent checks them again, since a cell can write to the pipe itself.
+
 This file must only import the standard library: it runs with ``-P -s -B``.
 """
 
@@ -37,6 +43,7 @@ import platform
 import resource
 import socket
 import sys
+import threading
 import traceback
 import types
 
@@ -342,6 +349,74 @@ def _report(fd: int, message: dict) -> None:
         data = data[os.write(fd, data):]
 
 
+# ---- the tool bridge: the cell's end ------------------------------------------------------
+class ToolLimitError(RuntimeError):
+    """More tool calls in one cell than the sandbox allows."""
+
+
+class ToolBridgeError(RuntimeError):
+    """The parent refused a tool call (its answer says why), or the bridge broke."""
+
+
+class ToolBridge:
+    """The functions that forward a cell's tool calls to the parent."""
+
+    def __init__(self, names: list[str], request_fd: int, response_fd: int, limits: dict):
+        self.names = [str(n) for n in names]
+        self.request_fd, self.response_fd = request_fd, response_fd
+        self.max_calls = int(limits["tool_calls"])
+        self.max_argument = int(limits["tool_argument_chars"])
+        self.lock = threading.Lock()  # one call at a time: the answers come back in order
+        self.unread = b""
+        self.next_id = 0
+        self.calls_in_cell = 0
+        self.replaying = False
+
+    def begin_cell(self, replaying: bool) -> None:
+        self.calls_in_cell, self.replaying = 0, replaying
+
+    def functions(self) -> dict:
+        def make(name: str):
+            def tool(argument="") -> str:
+                return self.call(name, argument)
+
+            tool.__name__ = tool.__qualname__ = name
+            tool.__doc__ = f"{name}(argument) -> str: the tool {name}, answered outside the sandbox."
+            return tool
+
+        return {name: make(name) for name in self.names}
+
+    def call(self, name: str, argument) -> str:
+        text = argument if isinstance(argument, str) else str(argument)
+        if len(text) > self.max_argument:
+            raise ValueError(f"{name}(): the argument has {len(text)} characters; "
+                             f"at most {self.max_argument} are allowed")
+        with self.lock:
+            if self.calls_in_cell >= self.max_calls:
+                raise ToolLimitError(f"more than {self.max_calls} tool calls in one cell")
+            self.calls_in_cell += 1
+            self.next_id += 1
+            request_id = self.next_id
+            _report(self.request_fd, {"id": request_id, "tool": name, "argument": text, "replay": self.replaying})
+            while True:  # answers to requests the cell wrote itself are skipped
+                answer = self._read_answer()
+                if answer.get("id") == request_id:
+                    break
+        if answer.get("ok") is True and isinstance(answer.get("answer"), str):
+            return answer["answer"]
+        raise ToolBridgeError(str(answer.get("error") or "the tool call failed"))
+
+    def _read_answer(self) -> dict:
+        while b"\n" not in self.unread:
+            data = os.read(self.response_fd, 65536)
+            if not data:
+                raise ToolBridgeError("the tool bridge was closed")
+            self.unread += data
+        line, _, self.unread = self.unread.partition(b"\n")
+        answer = json.loads(line)
+        return answer if isinstance(answer, dict) else {}
+
+
 def main() -> None:
     request = json.loads(sys.stdin.read())
     limits = request["limits"]
@@ -375,10 +450,16 @@ def main() -> None:
     cell_module = types.ModuleType("__main__")
     sys.modules["__main__"] = cell_module
     namespace = cell_module.__dict__
+    bridge = None
+    if request.get("tools"):
+        bridge = ToolBridge(request["tools"], int(request["request_fd"]), int(request["response_fd"]), limits)
+        namespace.update(bridge.functions())
     result: dict = {"kind": "result", "replay_errors": []}
     sink = _Bounded(10_000)
     sys.stdout = sys.stderr = sink
     for n, cell in enumerate(request["cells"], 1):
+        if bridge:
+            bridge.begin_cell(replaying=True)
         try:
             run_cell(cell, f"<cell-{n}>", namespace)
         except BaseException as exc:  # noqa: BLE001 - report, keep going
@@ -387,6 +468,8 @@ def main() -> None:
     err = _Bounded(int(limits["max_output"]))
     sys.stdout, sys.stderr = out, err
     name = f"<cell-{len(request['cells']) + 1}>"
+    if bridge:
+        bridge.begin_cell(replaying=False)
     try:
         value = run_cell(request["code"], name, namespace)
         result["ok"] = True
