@@ -24,7 +24,7 @@ ONE_AGENT = "one-agent"
 @dataclass(frozen=True)
 class Method:
     name: str
-    graph: str  # group | react | cot | plan_solve | reflexion
+    graph: str  # group | react | codeact | cot | plan_solve | reflexion
     context: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     uses_tools: bool = True
@@ -51,6 +51,11 @@ METHODS: dict[str, Method] = {
             "react", "react", {"reflect": False},
             "ReAct with the base model, zero-shot (not fine-tuned; one worked example in the prompt), "
             "no self-reflection",
+        ),
+        Method(
+            "codeact", "codeact", {},
+            "CodeAct with the base model, zero-shot: every action is a Python block run in the sandbox, "
+            "calling the task's tools as functions (retrieve, lookup, search) and finish(answer)",
         ),
         Method(
             "cot", "cot", {},
@@ -145,12 +150,14 @@ def needed_adapters(methods: list[Method]) -> list[str]:
 def graph_builder(kind: str) -> Callable[..., Any]:
     """The ``build_*_graph`` function of a method's graph."""
     from autoact.graph import baselines
+    from autoact.graph.codeact import build_codeact_graph
     from autoact.graph.group import build_group_graph
     from autoact.graph.react import build_react_graph
 
     builders = {
         "group": build_group_graph,
         "react": build_react_graph,
+        "codeact": build_codeact_graph,
         "cot": baselines.build_cot_graph,
         "plan_solve": baselines.build_plan_solve_graph,
         "reflexion": baselines.build_reflexion_graph,
@@ -162,6 +169,7 @@ def graph_builder(kind: str) -> Callable[..., Any]:
 
 def context_schema(kind: str) -> type:
     from autoact.graph.baselines import ReflexionContext
+    from autoact.graph.codeact import CodeActContext
     from autoact.graph.context import GroupContext, ReactContext
 
-    return {"group": GroupContext, "reflexion": ReflexionContext}.get(kind, ReactContext)
+    return {"group": GroupContext, "reflexion": ReflexionContext, "codeact": CodeActContext}.get(kind, ReactContext)

@@ -33,7 +33,7 @@ REPORT_JSON = "report.json"
 PLOTS_DIR = "plots"
 #: Display order: the baselines, AutoAct, then its ablations (as the paper's tables).
 METHOD_ORDER = (
-    "cot", "zero-shot-plan", "react", "reflexion", "autoact", "one-agent", "no-reflect", "one-pass", "no-finetune",
+    "cot", "zero-shot-plan", "react", "codeact", "reflexion", "autoact", "one-agent", "no-reflect", "one-pass", "no-finetune",
 )
 BENCHMARK_TITLES = {"hotpotqa": "HotpotQA", "scienceqa": "ScienceQA", "custom": "custom benchmark", "demo": "demo task"}
 

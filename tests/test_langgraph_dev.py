@@ -60,7 +60,7 @@ def demo_question():
 
 def test_assistants_list_both_graphs(client):
     assistants = client.assistants.search(limit=20)
-    assert {a["graph_id"] for a in assistants} >= {"group", "react"}
+    assert {a["graph_id"] for a in assistants} >= {"group", "react", "codeact"}
 
 
 @pytest.mark.parametrize("graph_id, schema", [("group", GroupContext), ("react", ReactContext)])
