@@ -140,6 +140,26 @@ def test_react_graph_runs_to_the_end(server, demo, demo_instance, prompt_format)
     assert assert_records_were_the_prompts(out, demo, ("react",), recorder, prompt_format) == len(valid) + len(out["reflections"])
 
 
+def test_codeact_graph_runs_to_the_end(server, demo_instance):
+    """CodeAct against the real server: the model's blocks run in the real sandbox
+    with the demo's tools bridged in, and the episode ends with a reason."""
+    from autoact.graph import build_codeact_graph
+
+    graph, recorder = build_codeact_graph(), PromptRecorder()
+    payload = {"messages": [HumanMessage(content=demo_instance.question)], "instance": demo_instance.to_dict()}
+    start = time.perf_counter()
+    out = graph.invoke(payload, {"callbacks": [recorder]},
+                       context={"base_url": server.base_url, "task": "demo", "max_steps": 3, "max_tokens": 160})
+    _report("codeact", out, time.perf_counter() - start)
+    assert out["halt_reason"] in HALT_REASONS
+    assert out["usage"]["meta"]["calls"] == len(recorder.prompts) >= 1
+    assert "```python" in recorder.prompts[0] and demo_instance.question in recorder.prompts[0]
+    code_turns = [s for s in out["trajectory"] if s["action"] == "Code"]
+    assert code_turns and all(s["observation"] for s in code_turns)
+    for turn, later_prompt in zip(code_turns, recorder.prompts[1:]):
+        assert turn["observation"][:40] in later_prompt  # each block's result reached the next turn
+
+
 def test_one_pass_mode_runs_to_the_end(server, demo_instance):
     out = build_group_graph().invoke(
         {"messages": [HumanMessage(content=demo_instance.question)]},
