@@ -192,7 +192,7 @@ LEARN_FLAGS = (
     ("--min-reward", "min_reward", float, "the filter's reward threshold (1 = full reward, the method's)"),
     ("--rounds", "rounds", int, "self-training rounds (1 = AutoAct's single training)"),
     ("--epochs", "epochs", float, "fine-tuning epochs"),
-    ("--learning-rate", "learning_rate", float, "LoRA learning rate (default 1e-4, the paper's)"),
+    ("--learning-rate", "learning_rate", float, "LoRA learning rate (default: the settings', 1e-3; the paper's is 1e-4)"),
     ("--lora-layers", "lora_layers", int, "LoRA in the last N layers only (0: every layer)"),
     ("--eval-limit", "eval_limit", int, "evaluation questions per level (default: all)"),
 )

@@ -114,7 +114,12 @@ class LearnSettings(BaseModel):
     rounds: int = Field(1, ge=1, le=10, description="self-training rounds (1 = AutoAct's single training)")
     round_samples: int = Field(2, ge=1, description="samples per unsolved question in rounds >= 2")
     epochs: float = Field(2.0, gt=0.0)
-    learning_rate: float = Field(1e-4, gt=0.0)
+    learning_rate: float = Field(
+        1e-3, gt=0.0,
+        description="LoRA learning rate. The paper's 1e-4 left the 0.5B's plan adapter unable to reproduce its own "
+        "training targets in the few steps small data gives (final loss 0.83); 1e-3 reproduced them exactly "
+        "(loss 0.12). configs/paper.toml keeps 1e-4",
+    )
     lr_scheduler: str = "cosine"
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     lora_r: int = Field(8, ge=1)

@@ -82,6 +82,7 @@ def test_paper_profile_sets_the_published_recipe(repo_root):
     # the CPU defaults differ where the README says so
     cpu = Settings().learn
     assert cpu.max_steps == 4 and cpu.epochs == 2 and cpu.lora_layers == 8 and cpu.greedy_first is True
+    assert cpu.learning_rate == 1e-3  # the paper's 1e-4 under-fits the few steps small data gives (README)
 
 
 def test_demo_flags_set_the_learn_sizes(tmp_path):
