@@ -215,3 +215,21 @@ def test_files_in_the_work_folder_can_be_created_renamed_and_removed():
     )
     result = run_python(code, limits=LIMITS)
     assert result.ok and result.value == "[]", result.observation()
+
+
+def test_an_interpreter_under_tmp_is_still_visible_in_the_sandbox(tmp_path):
+    """The sandbox's private /tmp must not hide an environment (or a clone of the
+    project) that lives under the host's /tmp: CI clones there."""
+    import site
+    import subprocess
+    import sys
+
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    ours = next(p for p in site.getsitepackages() if p.startswith(sys.prefix))
+    theirs = next((env_dir / "lib").glob("python3*/site-packages"))
+    (theirs / "autoact_parent.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    code = "from autoact.tools.sandbox import run_python; r = run_python('import sys\\nsys.prefix'); print(r.status, r.value)"
+    out = subprocess.run([str(env_dir / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ok", repr(str(env_dir))], out.stdout + out.stderr[-1000:]

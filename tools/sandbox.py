@@ -203,6 +203,10 @@ def _bwrap_command(limits: SandboxLimits) -> list[str]:
             cmd += ["--symlink", os.readlink(host), host]
         elif os.path.isdir(host):
             cmd += ["--ro-bind", host, host]
+    # The private tmpfs folders first: mounted after the binds, /tmp would hide an
+    # interpreter (a clone, a virtual environment) that lives under /tmp.
+    cmd += ["--size", str(16 << 20), "--perms", "1777", "--tmpfs", "/tmp",
+            "--size", str(limits.folder_mb << 20), "--perms", "0777", "--tmpfs", WORKDIR]
     binds = [(path, path) for path in _interpreter_paths()]
     if os.path.exists("/etc/ld.so.cache"):
         binds.append(("/etc/ld.so.cache", "/etc/ld.so.cache"))
@@ -224,10 +228,7 @@ def _bwrap_command(limits: SandboxLimits) -> list[str]:
         cmd += ["--dev-bind", f"/dev/{device}", f"/dev/{device}"]
     for fd, name in enumerate(("stdin", "stdout", "stderr")):
         cmd += ["--symlink", f"/proc/self/fd/{fd}", f"/dev/{name}"]
-    cmd += ["--symlink", "/proc/self/fd", "/dev/fd",
-            "--size", str(16 << 20), "--perms", "1777", "--tmpfs", "/tmp",
-            "--size", str(limits.folder_mb << 20), "--perms", "0777", "--tmpfs", WORKDIR,
-            "--chdir", WORKDIR, "--clearenv"]
+    cmd += ["--symlink", "/proc/self/fd", "/dev/fd", "--chdir", WORKDIR, "--clearenv"]
     for key, value in _child_env(WORKDIR).items():
         cmd += ["--setenv", key, value]
     cmd.append("--")
