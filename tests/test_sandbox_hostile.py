@@ -11,7 +11,6 @@ import ctypes
 import hashlib
 import os
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -350,5 +349,4 @@ def test_without_bubblewrap_the_tool_refuses_unless_weak_mode_is_chosen(monkeypa
 def test_the_caller_survives_a_self_kill():
     result = run("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     assert result.status == "killed" and "SIGKILL" in result.error
-    assert os.getpid() and run("1 + 1").value == "2"
-    assert signal.getsignal(signal.SIGINT) is not None
+    assert run("1 + 1").value == "2"  # the caller goes on calling
