@@ -36,6 +36,7 @@ import hmac
 import json
 import logging
 import re
+import time
 from itertools import accumulate
 from typing import Annotated, Any, AsyncIterator, Callable, ClassVar, Iterator, Sequence
 
@@ -67,6 +68,8 @@ MAX_JSON_DEPTH = 64
 MAX_DETAIL_CHARS = 500
 #: How long the model server has to list its models before a run (reachability).
 REACHABILITY_TIMEOUT_S = 5.0
+#: How long an answer counts: a server that dies within it fails the run itself (502/503).
+REACHABILITY_TTL_S = 2.0
 
 
 # ---- request and reply types ---------------------------------------------------------------
@@ -439,12 +442,19 @@ def model_server_check(url_of: Callable[[], str]) -> Callable[..., Any]:
     from autoact.models import ModelServerUnreachable
     from autoact.serving.vllm_server import ServerError, list_models
 
+    answered_at: dict[str, float] = {}  # url -> when it last answered
+
     async def check(config: dict[str, Any], request: Request) -> dict[str, Any]:
         if getattr(request.state, "model_server_answers", False):  # /batch: once per request
             return config
         try:
             url = url_of()
+            # a burst of chat turns costs one look-up, not one per request
+            if time.monotonic() - answered_at.get(url, float("-inf")) < REACHABILITY_TTL_S:
+                request.state.model_server_answers = True
+                return config
             await run_in_threadpool(list_models, url, REACHABILITY_TIMEOUT_S)
+            answered_at[url] = time.monotonic()
         except ModelServerUnreachable:
             raise
         except ServerError as exc:

@@ -119,6 +119,10 @@ def _last_line(fh: Any, block: int = 1 << 16) -> tuple[int, bytes]:
     """Where the bytes after a binary file's last newline start, and those bytes
     (b"" when the file is empty or ends with a newline); read from the end."""
     pos = fh.seek(0, os.SEEK_END)
+    if pos:  # the usual case, on every append: the file ends with a newline
+        fh.seek(pos - 1)
+        if fh.read(1) == b"\n":
+            return pos, b""
     tail = b""
     while pos:
         step = min(block, pos)

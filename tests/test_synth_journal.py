@@ -96,7 +96,9 @@ def test_write_jsonl_is_complete_and_leaves_no_temporary(tmp_path):
     assert write_jsonl(target, records) == 50
     assert [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()] == records
     assert os.listdir(target.parent) == ["kept.jsonl"]
-    assert stat.S_IMODE(target.stat().st_mode) & 0o044  # the mode open() gives, not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # the mode open() gives, not mkstemp's 0600
 
 
 def _failing_records():
