@@ -79,13 +79,16 @@ class CodeActContext(ReactContext):
 
 class CodeStep(TypedDict):
     """A code turn in the trajectory: ``action`` is ``Code`` and ``argument`` the
-    block (empty for a turn without one); ``tool_calls`` are the block's bridged
-    calls (``{"tool", "argument", "answer"}``, the answer cut short)."""
+    block (empty for a turn without one); ``status`` is the sandbox's verdict on the
+    block (``ok``, ``error`` for a traceback, ``timeout``, ``cpu-limit`` …; absent for a
+    turn without code); ``tool_calls`` are the block's bridged calls
+    (``{"tool", "argument", "answer"}``, the answer cut short)."""
 
     thought: str
     action: str
     argument: str
     observation: str
+    status: NotRequired[str]
     tool_calls: NotRequired[list[dict[str, str]]]
 
 
@@ -221,7 +224,7 @@ def execute(state: dict, context: CodeActContext, deps: Deps):
     session = sandbox_session(context, state, functions)
     result = yield Blocking(lambda: session.run(pending["argument"]))
     step = {**pending, "observation": prompt.trim(result.observation(), MAX_STORED_OBSERVATION),
-            "tool_calls": result.tool_calls}
+            "status": result.status, "tool_calls": result.tool_calls}
     after = {**state, "trajectory": [*state.get("trajectory", []), step]}
     update = {"trajectory": after["trajectory"], "session": session.get_state(), "pending": None}
     if answer.text is not None:

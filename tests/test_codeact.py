@@ -94,6 +94,7 @@ def test_a_traceback_is_the_observation_and_the_next_turn_fixes_it():
     assert 'File "<cell-1>", line 2' in first
     assert "NameError: name 'pages' is not defined" in sent(meta)[1]
     assert out["trajectory"][1]["observation"] == "The Eiffel Tower is a lattice tower in Paris."
+    assert [s.get("status") for s in out["trajectory"]] == ["error", "ok", "ok", None]  # None: the Finish step
     assert (out["answer"], out["reward"], out["halt_reason"]) == ("Seine", 1.0, "finish")
 
 
@@ -120,6 +121,7 @@ def test_a_block_past_the_sandbox_limits_is_an_observation():
     order, out = run(meta, {"sandbox_cpu_s": 1})
     observation = out["trajectory"][0]["observation"]
     assert "TimeoutError: the code used more than 1 s of CPU time" in observation
+    assert out["trajectory"][0]["status"] == "cpu-limit"
     assert "more than 1 s of CPU time" in sent(meta)[1]
     assert order[-1] == "finalize" and out["answer"] == "Seine" and out["halt_reason"] == "finish"
 
