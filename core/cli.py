@@ -215,10 +215,13 @@ def pipeline_config(args: argparse.Namespace, settings: Settings, task: str):
     """The learning run the ``learn`` / ``demo`` flags describe."""
     from autoact.pipeline import PipelineConfig
 
+    code = getattr(args, "action_space", "text") == "code"
     return PipelineConfig(
         task=task, data=getattr(args, "data", None), corpus=getattr(args, "corpus", None),
         learn=learn_settings(settings, args), eval_temperature=args.eval_temperature,
         instances="task" if args.task_questions else "self-instruct", train_data=args.train_data,
+        action_space="code" if code else "text",
+        methods=("react", "codeact", "codeact-ft") if code else PipelineConfig.methods,
     )
 
 
@@ -256,6 +259,9 @@ def add_learn_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-data", help="with --task-questions: a separate file of training questions "
                    "(for data without a training split, such as HotpotQA files)")
     g.add_argument("--eval-temperature", type=float, help="evaluation sampling temperature (default: the settings')")
+    g.add_argument("--action-space", choices=("text", "code"), default="text",
+                   help="text: plan/tool/reflect agents with Retrieve[...] actions (AutoAct); code: one CodeAct "
+                        "agent acting in Python blocks, evaluated as codeact-ft beside react and codeact")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,10 @@
     -> serve the adapters -> evaluate react, no-finetune and autoact (and
     autoact-rR) on the held-out questions, one directory per seed -> report
 
+With ``action_space="code"`` the meta-agent acts in Python blocks (CodeAct): the
+trajectories train one ``codeact`` adapter instead of three, evaluated as
+``codeact-ft`` beside the zero-shot ``codeact`` (one round only).
+
 Synthesis never draws data from the paragraphs that support an evaluation
 question (see ``Task.evaluation_titles``). Every stage is resumable: run it again
 with the same ``--run`` and it continues. The server is stopped while adapters
@@ -26,6 +30,7 @@ from typing import Any
 from autoact.settings import LearnSettings, Settings
 
 AGENTS = ("plan", "tool", "reflect")
+CODE_AGENTS = ("codeact",)
 
 
 @dataclass
@@ -42,6 +47,17 @@ class PipelineConfig:
     prompt_format: str = "transcript"
     instances: str = "self-instruct"  # or "task": the task's training questions (--task-questions)
     train_data: str | None = None  # with instances="task": a separate file of training questions
+    action_space: str = "text"  # text: plan/tool/reflect agents (AutoAct); code: one CodeAct agent
+
+    def __post_init__(self) -> None:
+        if self.action_space == "code" and self.learn.rounds > 1:
+            raise ValueError("self-training rounds re-solve with the group-planning agents: text actions only "
+                             "(use rounds = 1 with action_space='code')")
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        """The adapters this run trains."""
+        return CODE_AGENTS if self.action_space == "code" else AGENTS
 
 
 def _stage(name: str, t0: float) -> None:
@@ -69,6 +85,7 @@ def _synthesis_config(config: PipelineConfig, settings: Settings):
         max_kept=learn.max_kept,
         concurrency=settings.concurrency,
         prompt_format=config.prompt_format,
+        action_space=config.action_space,
     )
 
 
@@ -92,7 +109,7 @@ def _train(run_dir: Path, data_dir: Path, adapters_dir: Path, model_path: str, c
 
     settings = finetune_config(config.learn)
     trained = []
-    for agent in AGENTS:
+    for agent in config.agents:
         if not counts.get(agent):
             continue
         path = data_dir / f"{agent}.jsonl"
@@ -108,9 +125,9 @@ def _train(run_dir: Path, data_dir: Path, adapters_dir: Path, model_path: str, c
     return trained
 
 
-def _done(adapters_dir: Path, counts: dict[str, int]) -> bool:
+def _done(adapters_dir: Path, counts: dict[str, int], agents: tuple[str, ...] = AGENTS) -> bool:
     """Whether every agent with records already has its adapter (a resumed run)."""
-    needed = [a for a in AGENTS if counts.get(a)]
+    needed = [a for a in agents if counts.get(a)]
     return bool(needed) and all((adapters_dir / a / "adapter_config.json").is_file() for a in needed)
 
 
@@ -168,18 +185,20 @@ def _run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
     tools = [tool_library(task)[n] for n in selected_tools(run_dir, task)]
 
     rounds_done: list[int] = []
-    if all(counts.get(a) for a in AGENTS):
-        if not _done(run_dir / "adapters", counts):
+    agents = config.agents
+    if all(counts.get(a) for a in agents):
+        if not _done(run_dir / "adapters", counts, agents):
             _train(run_dir, run_dir / "data", run_dir / "adapters", model_path, config, counts)
         rounds_done.append(1)
         record_round(run_dir, {"round": 1, "instances": instances, "kept": kept, "records": counts,
                                "instances_solved": kept, "newly_solved": kept,
-                               "adapters": list(AGENTS)})
-        _stage("round 1: adapters plan, tool, reflect trained", t0)
+                               "adapters": list(agents)})
+        _stage(f"round 1: adapters {', '.join(agents)} trained", t0)
     else:
-        missing = [a for a in AGENTS if not counts.get(a)]
+        missing = [a for a in agents if not counts.get(a)]
         print(f"[learn] no training records for {missing} ({kept} trajectories kept): nothing to fine-tune, so "
-              "`autoact` cannot be evaluated; the report compares the base model's methods only.", flush=True)
+              "the fine-tuned methods cannot be evaluated; the report compares the base model's methods only.",
+              flush=True)
 
     # ---- rounds 2..R: re-solve the unsolved questions with the last round's agents, retrain on the union
     learn = config.learn
@@ -210,7 +229,9 @@ def _run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
     summary["rounds"] = rounds_done
 
     # ---- evaluation: the same questions for every method, one directory per seed
-    methods = [m for m in config.methods if m != "autoact" or rounds_done]
+    # a method that needs an adapter this run did not train is left out (said above)
+    trained = set(agents) if rounds_done else set()
+    methods = [m for m in config.methods if set(resolve_methods([m])[0].adapters) <= trained]
     if rounds_done and rounds_done[-1] >= 2:
         methods.append(f"autoact-r{rounds_done[-1]}")
     eval_dirs = []

@@ -58,6 +58,11 @@ METHODS: dict[str, Method] = {
             "calling the task's tools as functions (retrieve, lookup, search) and finish(answer)",
         ),
         Method(
+            "codeact-ft", "codeact", {"meta_model": "codeact"},
+            "CodeAct with its fine-tuned LoRA adapter (trained on the run's own CodeAct trajectories, "
+            "`autoact synthesize --action-space code`), no worked examples",
+        ),
+        Method(
             "cot", "cot", {},
             "chain of thought with the base model: one call, reasoning then the answer, no tools "
             "(image questions show their caption and recognised text)",

@@ -157,6 +157,43 @@ def code_completion(turn: Mapping[str, Any]) -> str:
     return f" {one_line(turn['thought'])}\n{code_block(turn['code'])}"
 
 
+def turns_of(steps: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """A trajectory's code turns as the prompt renders them (the Finish step that
+    closes an episode is not shown: nothing follows it)."""
+    return [{"thought": s["thought"], "code": s["argument"], "observation": s["observation"]}
+            for s in steps if s["action"] == CODE]
+
+
+#: The served name (and data file, ``RUN/data/codeact.jsonl``) of the fine-tuned CodeAct agent.
+AGENT = "codeact"
+
+
+def training_records(
+    trajectory: Sequence[Mapping[str, Any]],
+    task_description: str,
+    tool_names: Sequence[str],
+    question: str,
+    *,
+    record_id: str = "trajectory",
+    obs_chars: int = DEFAULT_OBS_CHARS,
+) -> list[dict]:
+    """Cut a finished CodeAct trajectory into completion records for the ``codeact``
+    agent, one per turn with a code block: ``prompt`` is exactly what the graph sends
+    a fine-tuned agent at that turn (no worked examples), ``completion`` the whole
+    turn (thought and block). Turns that raised an error are kept: reading the
+    traceback and fixing the code in the next turn is what CodeAct learns. Turns
+    without a code block stay in the history of later records but are no target."""
+    turns = turns_of(trajectory)
+    records = []
+    for index, turn in enumerate(turns):
+        if not turn["code"]:
+            continue
+        prompt = codeact_prompt(task_description, tool_names, question, turns[:index], obs_chars=obs_chars)
+        records.append({"id": f"{record_id}/{AGENT}/{index}", "agent": AGENT, "format": "transcript",
+                        "prompt": prompt, "completion": code_completion(turn)})
+    return records
+
+
 # ---- reading the model's turn --------------------------------------------------------------
 @dataclass(frozen=True)
 class CodeTurn:
@@ -196,6 +233,7 @@ def _strip_label(text: str) -> str:
 
 
 __all__ = [
-    "CODE", "KIND", "CodeTurn", "Function", "code_block", "code_completion", "codeact_prompt", "default_examples",
-    "fragment", "function_names", "functions", "parse_code_turn", "render_functions", "render_turns", "trim",
+    "AGENT", "CODE", "KIND", "CodeTurn", "Function", "code_block", "code_completion", "codeact_prompt",
+    "default_examples", "fragment", "function_names", "functions", "parse_code_turn", "render_functions",
+    "render_turns", "training_records", "trim", "turns_of",
 ]

@@ -41,6 +41,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         tools=[t.strip() for t in args.tools.split(",") if t.strip()] if args.tools else None,
         max_kept=args.max_kept,
         concurrency=settings.concurrency,
+        action_space=args.action_space,
     )
     stages = STAGES if args.stage == "all" else (args.stage,)
     with model_endpoint(settings, args.base_url, serve=not args.no_serve) as base_url:
@@ -76,6 +77,9 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
     p.add_argument("--sample-temperature", type=float, default=0.9, help="temperature of the extra samples (0.9)")
     p.add_argument("--prompt-format", choices=("transcript", "chat"), default="transcript",
                    help="the meta-agent's and the trained agents' prompt format (default transcript)")
+    p.add_argument("--action-space", choices=("text", "code"), default="text",
+                   help="text: Retrieve[...] actions, split into plan/tool/reflect records (AutoAct); "
+                        "code: Python blocks run in the sandbox (CodeAct), records for one 'codeact' agent")
     p.add_argument("--no-structured", action="store_true",
                    help="do not constrain action names, verdicts and choices with vLLM structured outputs")
     p.add_argument("--examples", choices=("task", "generic"), default="task",

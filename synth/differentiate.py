@@ -4,7 +4,9 @@ The records' prompts are made by ``training_records`` of
 :mod:`autoact.prompts.transcript` (or, for the chat format, of
 :mod:`autoact.prompts.builders`): the same builders the group-planning graph calls
 at inference, so training and inference prompts cannot drift apart. Output: ``RUN/data/{plan,tool,reflect}.jsonl``
-(and ``react.jsonl`` for the one-model ablation).
+(and ``react.jsonl`` for the one-model ablation). CodeAct trajectories (action space
+``code``) give one agent's records instead, ``RUN/data/codeact.jsonl``, cut by
+:func:`autoact.prompts.codeact.training_records`: the CodeAct agent is not split.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from autoact.prompts import builders, transcript
+from autoact.prompts import builders, codeact, transcript
 from autoact.synth.journal import write_jsonl
 
 AGENTS = ("plan", "tool", "reflect")
+ACTION_SPACES = ("text", "code")
 
 
 def differentiate(
@@ -25,9 +28,15 @@ def differentiate(
     out_dir: Path,
     agents: Sequence[str] = AGENTS,
     prompt_format: str = "transcript",
+    action_space: str = "text",
 ) -> dict[str, int]:
     """Write one JSONL per agent; returns record counts per agent. ``prompt_format``
-    is the format the graphs will use with the trained adapters (transcript or chat)."""
+    is the format the graphs will use with the trained adapters (transcript or chat);
+    ``action_space`` what the trajectories' actions are (text actions, or code)."""
+    if action_space not in ACTION_SPACES:
+        raise ValueError(f"unknown action space {action_space!r}; use {' or '.join(ACTION_SPACES)}")
+    if action_space == "code":
+        return {codeact.AGENT: _differentiate_code(kept, task_description, tools, out_dir)}
     if prompt_format not in ("transcript", "chat"):
         raise ValueError(f"unknown prompt format {prompt_format!r}; use transcript or chat")
     cut = transcript.training_records if prompt_format == "transcript" else builders.training_records
@@ -45,3 +54,14 @@ def differentiate(
         for agent, items in records.items():
             per_agent[agent].extend(items)
     return {agent: write_jsonl(Path(out_dir) / f"{agent}.jsonl", items) for agent, items in per_agent.items()}
+
+
+def _differentiate_code(kept: Iterable[dict[str, Any]], task_description: str, tools: Sequence[Any],
+                        out_dir: Path) -> int:
+    names = [getattr(t, "name", t) for t in tools]
+    items = [
+        item for record in kept
+        for item in codeact.training_records(record["trajectory"], task_description, names, record["question"],
+                                             record_id=str(record["id"]))
+    ]
+    return write_jsonl(Path(out_dir) / f"{codeact.AGENT}.jsonl", items)

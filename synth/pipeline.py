@@ -3,6 +3,11 @@
     instances (self-instruct, or the task's own training questions)
       -> tool selection -> trajectories -> filter -> differentiate
 
+The meta-agent acts with text actions (``Retrieve[...]``, the ReAct graph; the
+trajectories are split into plan, tool and reflect records) or, with
+``action_space="code"``, with Python blocks (the CodeAct graph; one ``codeact``
+agent's records).
+
 Every stage writes into the run directory as it goes and skips what is already
 there, so a killed run continues where it stopped. ``RUN/manifest.json`` records
 the model, the settings, the seeds, the counts of every stage and the hashes of the
@@ -21,7 +26,7 @@ from typing import Any
 
 from autoact.models import chat_model
 from autoact.settings import Settings
-from autoact.synth.differentiate import differentiate
+from autoact.synth.differentiate import ACTION_SPACES, differentiate
 from autoact.synth.filter import filter_trajectories
 from autoact.modelhub import file_sha256
 from autoact.synth.journal import Journal, write_jsonl
@@ -63,6 +68,16 @@ class SynthesisConfig:
     example_source: str = "task"  # worked examples in the meta-agent's prompt: from the seeds, or generic
     repeat_guard: bool = True  # after a repeated action the next step must be Finish
     reflection_examples: bool = True  # the reflection prompt's examples show their reflections
+    action_space: str = "text"  # text: Retrieve[...] actions (ReAct graph); code: Python blocks (CodeAct graph)
+
+    def __post_init__(self) -> None:
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f"unknown action space {self.action_space!r}; use {' or '.join(ACTION_SPACES)}")
+        if self.action_space == "code" and self.rationalize:
+            raise ValueError("hinted retries (rationalize) are for text actions only; CodeAct trajectories are "
+                             "zero-shot")
+        if self.action_space == "code" and self.prompt_format != "transcript":
+            raise ValueError("CodeAct prompts are transcripts: use prompt_format='transcript' with action_space='code'")
 
 
 def task_for(config: SynthesisConfig) -> Task:
@@ -112,7 +127,8 @@ def update_manifest(run_dir: Path, settings: Settings, config: SynthesisConfig, 
         "updated": time.time(),
     })
     manifest["stages"][stage] = report
-    files = [INSTANCES_FILE, TOOLS_FILE, TRAJECTORIES_FILE, KEPT_FILE, "data/plan.jsonl", "data/tool.jsonl", "data/reflect.jsonl"]
+    files = [INSTANCES_FILE, TOOLS_FILE, TRAJECTORIES_FILE, KEPT_FILE, "data/plan.jsonl", "data/tool.jsonl",
+             "data/reflect.jsonl", "data/codeact.jsonl"]
     manifest["files"] = {name: file_sha256(Path(run_dir) / name) for name in files if (Path(run_dir) / name).is_file()}
     atomic_write_text(path, json.dumps(manifest, indent=2))
     return manifest
@@ -137,12 +153,21 @@ async def run_synthesis(
         reports["self-instruct"] = await stage.run(config.concurrency)
         update_manifest(run_dir, settings, config, task, "self-instruct", reports["self-instruct"])
 
+    code = config.action_space == "code"
     if graph is None and ("tools" in stages or "trajectories" in stages):
-        from autoact.graph.react import build_react_graph
+        if code:
+            from autoact.graph.codeact import build_codeact_graph
 
-        graph = build_react_graph(settings=settings)
+            graph = build_codeact_graph(settings=settings)
+        else:
+            from autoact.graph.react import build_react_graph
+
+            graph = build_react_graph(settings=settings)
 
     def meta_context(tools: list[str]) -> dict[str, Any]:
+        if code:  # CodeAct does not reflect, and its examples are its own
+            return {"base_url": base_url, "task": config.task, "data": config.data, "corpus": config.corpus,
+                    "tools": tools, "max_steps": config.max_steps, "temperature": 0.0}
         return {
             "base_url": base_url,
             "task": config.task,
@@ -197,7 +222,8 @@ async def run_synthesis(
         library = tool_library(task)
         tools = [library[name] for name in selected if name in library]
         reports["differentiate"] = differentiate(
-            kept, task.description, tools, run_dir / "data", prompt_format=config.prompt_format
+            kept, task.description, tools, run_dir / "data", prompt_format=config.prompt_format,
+            action_space=config.action_space,
         )
         update_manifest(run_dir, settings, config, task, "differentiate", reports["differentiate"])
     return reports

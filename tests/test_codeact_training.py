@@ -1,0 +1,129 @@
+"""CodeAct learned from scratch: synthesis with code actions, the ``codeact`` agent's
+training records, and the ``codeact-ft`` method that evaluates its adapter. A scripted
+model writes the turns; the blocks run in the real sandbox on the demo task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from autoact.eval.methods import method_named
+from autoact.finetune.records import load_agent_records
+from autoact.graph import build_codeact_graph
+from autoact.prompts import codeact as prompt
+from autoact.settings import Settings
+from autoact.synth.differentiate import differentiate
+from autoact.synth.pipeline import SynthesisConfig, run_synthesis
+from autoact.tools import load_task
+
+from graph_fakes import GOLD, QUESTION, FakeTask, fake_backend, scripted
+
+
+def block(thought: str, code: str) -> str:
+    return f" {thought}\n```python\n{code}\n```"
+
+
+def test_codeact_records_continue_exactly_the_prompts_the_graph_sends():
+    turns = [
+        block("Read the page.", "page = retrieve('Eiffel Tower')\nprint(pages)"),
+        block("I misspelled the name.", "print(page)"),
+        block("The tower is in Paris, by the Seine.", "finish('Seine')"),
+    ]
+    meta = scripted(*turns)
+    graph = build_codeact_graph({"meta": meta}, backend=fake_backend())
+    context = {"task": "fake", "max_steps": 6, "worked_examples": "never", "sandbox_cpu_s": 2}
+    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=context)
+    assert state["reward"] == 1.0 and state["trajectory"][0]["status"] == "error"
+
+    records = prompt.training_records(state["trajectory"], FakeTask.description, ["Retrieve", "Lookup"], QUESTION,
+                                      record_id="fake-0")
+    # the prompt of every record is the text the graph sent at that turn; the target is the whole turn,
+    # the erroring one included (reading the traceback and fixing it is what is learned)
+    assert [r["prompt"] for r in records] == [call[0].content for call in meta.calls]
+    assert [r["completion"] for r in records] == turns
+    assert [r["id"] for r in records] == ["fake-0/codeact/0", "fake-0/codeact/1", "fake-0/codeact/2"]
+    assert {r["agent"] for r in records} == {"codeact"} and all(r["format"] == "transcript" for r in records)
+    assert all(prompt.parse_code_turn(r["completion"]).ok for r in records)
+
+
+def test_a_turn_without_code_is_history_but_no_target():
+    steps = [
+        {"thought": "I know it.", "action": prompt.CODE, "argument": "", "observation": "No code block."},
+        {"thought": "Write it.", "action": prompt.CODE, "argument": "finish('Seine')", "observation": "",
+         "status": "ok"},
+        {"thought": "", "action": "Finish", "argument": "Seine", "observation": ""},
+    ]
+    records = prompt.training_records(steps, "A task.", ["Retrieve"], "Which river?")
+    assert len(records) == 1
+    assert "Thought: I know it.\nObservation: No code block.\nThought:" in records[0]["prompt"]
+    assert records[0]["completion"] == block("Write it.", "finish('Seine')")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_task("demo")
+
+
+def test_code_synthesis_keeps_solved_episodes_and_trains_one_codeact_agent(demo, tmp_path):
+    solved, unsolved = demo.split("train")[:2]
+    entity = solved.meta["supporting_titles"][0]
+    meta = scripted(
+        block(f"I need the paragraph about {entity}.", f"page = retrieve({entity!r})\nprint(page[:200])"),
+        block("The paragraph gives the answer.", f"finish({solved.answer!r})"),
+        block("I guess.", "finish('Nobody Atall')"),
+    )
+    graph = build_codeact_graph({"meta": meta})
+    settings = Settings(run_dir=tmp_path)
+    config = SynthesisConfig(task="demo", instances="task", limit=2, concurrency=1, max_steps=4,
+                             tools=["Retrieve", "Lookup"], action_space="code")
+    (tmp_path / "tools.json").write_text(json.dumps({"selected": ["Retrieve", "Lookup"]}))
+    reports = asyncio.run(run_synthesis(settings, config, "http://127.0.0.1:9/v1",
+                                        ("trajectories", "filter", "differentiate"), graph=graph))
+    assert reports["trajectories"]["synthesized"] == 2
+    assert reports["filter"]["kept"] == 1
+    assert reports["differentiate"] == {"codeact": 2}
+    assert not (tmp_path / "data" / "plan.jsonl").exists()
+
+    records, files = load_agent_records(tmp_path, "codeact")  # what `autoact finetune --agents codeact` trains
+    assert [f.name for f in files] == ["codeact.jsonl"] and len(records) == 2
+    assert records[1]["completion"] == block("The paragraph gives the answer.", f"finish({solved.answer!r})")
+    assert records[1]["prompt"].startswith(prompt.codeact_prompt(demo.description, ["Retrieve", "Lookup"],
+                                                                  solved.question))
+    assert "Observation: " in records[1]["prompt"]  # the retrieved paragraph, as the graph showed it
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["synthesis"]["action_space"] == "code" and "data/codeact.jsonl" in manifest["files"]
+    assert unsolved.id not in {json.loads(line)["instance_id"] for line in (tmp_path / "kept.jsonl").open()}
+
+
+def test_code_actions_refuse_what_they_do_not_do():
+    with pytest.raises(ValueError, match="text actions only"):
+        SynthesisConfig(action_space="code", rationalize=True)
+    with pytest.raises(ValueError, match="transcripts"):
+        SynthesisConfig(action_space="code", prompt_format="chat")
+    with pytest.raises(ValueError, match="unknown action space 'json'"):
+        SynthesisConfig(action_space="json")
+    with pytest.raises(ValueError, match="unknown action space"):
+        differentiate([], "A task.", [], "/nonexistent", action_space="json")
+
+
+def test_codeact_ft_evaluates_the_codeact_adapter():
+    method = method_named("codeact-ft")
+    assert method.graph == "codeact" and method.adapters == ("codeact",)
+    assert method_named("codeact").adapters == ()
+
+
+def test_learn_with_code_actions_trains_one_codeact_agent_and_evaluates_it():
+    from autoact.cli import build_parser, pipeline_config
+    from autoact.pipeline import PipelineConfig, _synthesis_config
+
+    args = build_parser().parse_args(["learn", "--task", "demo", "--action-space", "code", "--task-questions"])
+    config = pipeline_config(args, Settings(), "demo")
+    assert config.agents == ("codeact",) and config.methods == ("react", "codeact", "codeact-ft")
+    assert _synthesis_config(config, Settings()).action_space == "code"
+    text = pipeline_config(build_parser().parse_args(["learn", "--task", "demo"]), Settings(), "demo")
+    assert text.agents == ("plan", "tool", "reflect") and text.methods == ("react", "no-finetune", "autoact")
+    with pytest.raises(ValueError, match="text actions only"):
+        PipelineConfig(action_space="code", learn=Settings().learn.model_copy(update={"rounds": 2}))
