@@ -24,6 +24,7 @@ reading one format stay side by side.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from string import Template
 from typing import Any, Iterable, Mapping, Sequence
@@ -101,6 +102,48 @@ def default_examples(tool_names: Iterable[str]) -> list[dict]:
         if candidates:
             chosen.append(max(candidates, key=lambda e: len(e.get("tools") or [])))
     return chosen
+
+
+def code_episode(episode: Example, tool_names: Iterable[str]) -> dict | None:
+    """A text-action worked episode (``steps`` of ``Retrieve[...]`` …, as
+    :mod:`autoact.tools.worked_examples` builds from the task's seeds) as a CodeAct
+    example: each tool step becomes its function's call, printed, with the same
+    observation; ``Finish`` becomes ``finish(answer)``. None when a step has no
+    function (Calculator, Python) among the offered tools."""
+    by_tool = {f.tool: f.name for f in functions(tool_names)}
+    turns = []
+    for step in episode.get("steps") or []:
+        argument = json.dumps(one_line(step.get("argument", "")), ensure_ascii=False)
+        if step.get("action") == "Finish":
+            turns.append({"thought": step.get("thought", ""), "code": f"finish({argument})"})
+            break
+        name = by_tool.get(step.get("action"))
+        if name is None:
+            return None
+        call = f"{name}()" if name == "image2text" else f"{name}({argument})"
+        turns.append({"thought": step.get("thought", ""), "code": f"print({call})",
+                      "observation": step.get("observation", "")})
+    if not turns or not turns[-1]["code"].startswith("finish("):
+        return None
+    return {"name": episode.get("name", ""), "shape": episode.get("shape", "one-hop"),
+            "question": episode["question"], "turns": turns}
+
+
+def task_examples(episodes: Sequence[Example], tool_names: Sequence[str]) -> list[dict]:
+    """The worked examples in the task's own shape: its seed episodes (named
+    ``seed:<id>``) as code, a multi-hop one then a one-hop one; where a shape has no
+    seed episode, the generic code example of that shape stands in. A small model
+    copies its examples closely, so examples in the task's shape matter (see
+    ``autoact.tools.worked_examples``)."""
+    generic = {e["shape"]: e for e in default_examples(tool_names)}
+    seeded: dict[str, dict] = {}
+    for episode in episodes:
+        if str(episode.get("name", "")).startswith("seed:"):
+            converted = code_episode(episode, tool_names)
+            if converted is not None:
+                seeded.setdefault(converted["shape"], converted)
+    return [seeded.get(shape) or generic[shape] for shape in ("multi-hop", "one-hop")
+            if shape in seeded or shape in generic]
 
 
 # ---- rendering ------------------------------------------------------------------------------
@@ -233,7 +276,7 @@ def _strip_label(text: str) -> str:
 
 
 __all__ = [
-    "AGENT", "CODE", "KIND", "CodeTurn", "Function", "code_block", "code_completion", "codeact_prompt",
+    "AGENT", "CODE", "KIND", "CodeTurn", "Function", "code_block", "code_completion", "code_episode", "codeact_prompt",
     "default_examples", "fragment", "function_names", "functions", "parse_code_turn", "render_functions",
-    "render_turns", "training_records", "trim", "turns_of",
+    "render_turns", "task_examples", "training_records", "trim", "turns_of",
 ]

@@ -127,3 +127,32 @@ def test_learn_with_code_actions_trains_one_codeact_agent_and_evaluates_it():
     assert text.agents == ("plan", "tool", "reflect") and text.methods == ("react", "no-finetune", "autoact")
     with pytest.raises(ValueError, match="text actions only"):
         PipelineConfig(action_space="code", learn=Settings().learn.model_copy(update={"rounds": 2}))
+
+
+# ---- worked examples in the task's shape --------------------------------------------------------
+def test_the_tasks_seed_episodes_become_code_examples(demo):
+    from autoact.tools.worked_examples import task_examples
+
+    offered = ["Retrieve", "Lookup"]
+    episodes = task_examples(demo, offered)
+    examples = prompt.task_examples(episodes, offered)
+    assert [e["shape"] for e in examples] == ["multi-hop", "one-hop"]
+    assert [e["name"] for e in examples] == [e["name"] for e in episodes]  # both from seeds
+    for text, code in zip(episodes, examples):
+        assert code["question"] == text["question"]
+        calls = [t["code"] for t in code["turns"]]
+        wanted = [f"print(retrieve({json.dumps(s['argument'])}))" for s in text["steps"][:-1]]
+        assert calls == [*wanted, f"finish({json.dumps(text['steps'][-1]['argument'])})"]
+        assert [t.get("observation") for t in code["turns"][:-1]] == [s["observation"] for s in text["steps"][:-1]]
+    assert "observation" not in examples[0]["turns"][-1]
+
+
+def test_episodes_that_code_cannot_show_fall_back_to_the_generic_examples():
+    calculator = {"name": "seed:s1", "shape": "one-hop", "question": "What is 2 + 3?", "steps": [
+        {"thought": "Add.", "action": "Calculator", "argument": "2 + 3", "observation": "5"},
+        {"thought": "It is 5.", "action": "Finish", "argument": "5", "observation": ""}]}
+    assert prompt.code_episode(calculator, ["Retrieve", "Calculator"]) is None
+    generic = prompt.default_examples(["Retrieve"])
+    assert prompt.task_examples([calculator], ["Retrieve"]) == generic
+    # generic text examples (not from seeds) are not converted: the code ones are written for code
+    assert prompt.task_examples([{**calculator, "name": "two-pages"}], ["Retrieve"]) == generic
