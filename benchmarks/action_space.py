@@ -17,7 +17,8 @@ model, instances and tools:
 Both evaluate the same held-out questions (demo: the 20 test questions; hotpotqa:
 ``--hotpotqa-limit`` per level of the shared easy and medium files) once per
 sampling seed. The table gives F1 and EM (All, mean over seeds), turns and
-completion tokens per question, and the ratios CodeAct ÷ ReAct (zero-shot) and
+completion tokens per question, the share of turns that raised an error (the
+report's self-debugging figures), and the ratios CodeAct ÷ ReAct (zero-shot) and
 codeact-ft ÷ codeact. Runs resume: run it again with the same ``--out``.
 """
 
@@ -79,32 +80,26 @@ def method_figures(run_dir: Path, method: str) -> dict | None:
         cell = report["scores"][metric].get(method, {}).get("All")
         figures[metric] = cell["mean"] if cell else None
     figures["tokens"] = (report["cost"].get(method, {}).get("completion_tokens_per_q") or {}).get("mean")
-    turns, questions = 0, 0
-    for path in sorted((run_dir / "eval").rglob(f"{method}.jsonl")):  # eval/seedN/<method>.jsonl
-        for line in path.read_text().splitlines():
-            steps = json.loads(line).get("trajectory") or []
-            # a turn is a model action; CodeAct's closing Finish step (no thought) only records the answer
-            turns += sum(1 for s in steps if s.get("action") != "Finish" or s.get("thought"))
-            questions += 1
-    figures["turns"] = turns / questions if questions else None
-    figures["questions"] = questions
+    debugging = report.get("self_debugging", {}).get(method) or {}
+    figures["turns"] = (debugging.get("turns_per_q") or {}).get("mean")  # the report's definition of a turn
+    figures["error_turn_pct"] = (debugging.get("error_turn_pct") or {}).get("mean")
     return figures
 
 
 def markdown(results: dict[str, dict[str, dict | None]], args: argparse.Namespace) -> str:
     lines = [f"Model: {args.model}; seeds {', '.join(map(str, args.seeds))}. F1/EM: All ×100, mean over seeds; "
              "turns and completion tokens per question.", "",
-             "| benchmark | method | F1 | EM | turns | tokens |", "|---|---|---:|---:|---:|---:|"]
+             "| benchmark | method | F1 | EM | turns | error turns % | tokens |", "|---|---|---:|---:|---:|---:|---:|"]
     ratios = []
     for name, rows in results.items():
         for method, _ in ROWS:
             f = rows.get(method)
             if not f:
-                lines.append(f"| {name} | {method} | – | – | – | – |")
+                lines.append(f"| {name} | {method} | – | – | – | – | – |")
                 continue
             f1, em = f.get("f1"), f.get("em")
             lines.append(f"| {name} | {method} | {_num(f1)} | {_num(em)} | {_num(f['turns'], 2)} | "
-                         f"{_num(f['tokens'], 0)} |")
+                         f"{_num(f['error_turn_pct'])} | {_num(f['tokens'], 0)} |")
 
         def ratio(a: str, b: str) -> str:
             x, y = (rows.get(a) or {}).get("f1"), (rows.get(b) or {}).get("f1")

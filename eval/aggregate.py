@@ -6,6 +6,15 @@ level means (AutoAct's tables average easy / medium / hard). ScienceQA: accuracy
 like HotpotQA, or like ScienceQA when its questions have choices. The mean over all
 questions (``micro``) is kept too; with equal-sized groups the two agree.
 
+Self-debugging (``self_debugging``): how many turns an episode takes, how many of
+them went wrong, and how often an episode that went wrong still finished. A turn is
+a trajectory step the model wrote: a tool action, a Finish, a CodeAct code block;
+not the Finish step CodeAct adds to record what ``finish()`` gave in the block
+before it. A turn is an error when the graph could not use it (no action or an
+unknown one, a missing argument, a turn without a code block), the environment
+refused it, or its code block did not run to the end (sandbox status other than
+``ok``). Records that lack what this needs (older ones) count in none.
+
 Several evaluation directories (one per seed) combine into mean ± sample standard
 deviation of each cell.
 """
@@ -17,6 +26,9 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
 from autoact.eval.metrics import mean
+from autoact.prompts.builders import FINISH, format_action
+from autoact.prompts.codeact import CODE
+from autoact.tools.actions import ENV_ACTIONS, parse_action
 
 QA_METRICS = ("f1", "em")
 MC_METRICS = ("acc",)
@@ -90,6 +102,86 @@ def cost(records: Sequence[dict[str, Any]]) -> dict[str, float]:
         out[f"{key}_per_q"] = mean(vals)
         out[f"{key}_total"] = float(sum(vals))
     return out
+
+
+def _text_turn_error(action: str, argument: str, tools: Sequence[str]) -> bool:
+    """Whether the graph recorded the step as unusable (``invalid_step``: an action
+    not offered, or none, or no argument) or the environment refused it: the action is
+    read again exactly as ``TaskEnv.step`` reads it."""
+    if action not in (*tools, FINISH) or not argument:
+        return True
+    if action == FINISH:  # the graph ends the episode itself; the environment never reads it
+        return False
+    try:
+        parse_action(format_action(action, argument), valid=[*tools, *ENV_ACTIONS])
+    except Exception:  # noqa: BLE001 - TaskEnv.step refuses on any parse failure
+        return True
+    return False
+
+
+def turn_errors(steps: Sequence[dict[str, Any]], tools: Sequence[str]) -> list[bool] | None:
+    """One flag per turn of an episode, True for an error turn (see the module notes);
+    ``tools`` are the tools the method was offered. None when the steps cannot tell:
+    a code block without the sandbox's status (recorded before it was kept)."""
+    flags = []
+    for i, step in enumerate(steps):
+        action, argument = step.get("action"), step.get("argument")
+        if action == CODE:
+            if argument and "status" not in step:
+                return None
+            flags.append(not argument or step["status"] != "ok")  # no block: a format error
+        elif action == FINISH and i and steps[i - 1].get("action") == CODE:
+            continue  # CodeAct's record of the answer finish() gave in the block before
+        else:
+            flags.append(_text_turn_error(action, argument, tools))
+    return flags
+
+
+def record_turns(record: dict[str, Any], tools: Sequence[str]) -> list[bool] | None:
+    """The error flags of a question's turns, in order over every trial (Reflexion
+    records keep only the last trial's trajectory, and each trial's actions); None
+    when the record cannot tell (no trajectory, trials without their actions)."""
+    trials = record.get("trials")
+    if trials:
+        if any("actions" not in t for t in trials):
+            return None
+        episodes = [t["actions"] for t in trials]
+    elif "trajectory" in record:
+        episodes = [record["trajectory"]]
+    else:
+        return None
+    flags: list[bool] = []
+    for steps in episodes:
+        more = turn_errors(steps, tools)
+        if more is None:
+            return None
+        flags += more
+    return flags
+
+
+def self_debugging(records: Sequence[dict[str, Any]], tools: Sequence[str]) -> dict[str, Any] | None:
+    """Turns per question, the share of turns that were errors (%), and of the episodes
+    with an error turn the share that recovered (%): a later turn, and the episode
+    ended with halt reason ``finish``. Over the records that can tell, with the counts
+    behind each share; None when no record can (the shares are None without turns or
+    without an erroring episode)."""
+    episodes = [(flags, r.get("halt_reason")) for r in records if (flags := record_turns(r, tools)) is not None]
+    if not episodes:
+        return None
+    turns = sum(len(flags) for flags, _ in episodes)
+    errors = sum(sum(flags) for flags, _ in episodes)
+    erring = [(flags, halt) for flags, halt in episodes if any(flags)]
+    recovered = sum(1 for flags, halt in erring if halt == "finish" and any(flags[:-1]))
+    return {
+        "episodes": len(episodes),
+        "turns": turns,
+        "error_turns": errors,
+        "episodes_with_error": len(erring),
+        "recovered": recovered,
+        "turns_per_q": turns / len(episodes),
+        "error_turn_pct": 100.0 * errors / turns if turns else None,
+        "recovered_pct": 100.0 * recovered / len(erring) if erring else None,
+    }
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:

@@ -4,8 +4,9 @@ Every number is recomputed from the per-question records (``<method>.jsonl``), s
 the table is exactly the mean of the records. Several directories are several seeds
 of one benchmark: each cell becomes mean ± sample standard deviation over them.
 The report holds the table in the paper's layout (methods × levels, then All), the
-cost per question (model calls, tokens, latency), halt reasons, what each method
-is, and two PNG plots: score by method and group, and cost against score.
+cost per question (model calls, tokens, latency), halt reasons, self-debugging
+(turns per question, error turns, recovery from errors), what each method is, and
+two PNG plots: score by method and group, and cost against score.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from autoact.eval.aggregate import (
     metrics_for,
     mean_std,
     ordered_groups,
+    self_debugging,
     summarize,
 )
 from autoact.eval.methods import ROUND_METHOD, UnknownMethod, method_named
@@ -33,7 +35,8 @@ REPORT_JSON = "report.json"
 PLOTS_DIR = "plots"
 #: Display order: the baselines, AutoAct, then its ablations (as the paper's tables).
 METHOD_ORDER = (
-    "cot", "zero-shot-plan", "react", "codeact", "reflexion", "autoact", "one-agent", "no-reflect", "one-pass", "no-finetune",
+    "cot", "zero-shot-plan", "react", "codeact", "codeact-ft", "reflexion", "autoact", "one-agent", "no-reflect",
+    "one-pass", "no-finetune",
 )
 BENCHMARK_TITLES = {"hotpotqa": "HotpotQA", "scienceqa": "ScienceQA", "custom": "custom benchmark", "demo": "demo task"}
 
@@ -188,6 +191,29 @@ def run_lines(run_dir: str | Path) -> list[str]:
     return lines
 
 
+def _uses_tools(method: str) -> bool:
+    """Whether a method acts through tools (so takes turns); a name this version does not know is taken to."""
+    try:
+        return method_named(method).uses_tools
+    except UnknownMethod:
+        return True
+
+
+DEBUG_FIGURES = ("turns_per_q", "error_turn_pct", "recovered_pct")
+DEBUG_COUNTS = ("episodes", "turns", "error_turns", "episodes_with_error", "recovered")
+
+
+def combine_debugging(seeds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Self-debugging over seeds: each figure mean ± std over the seeds that have it
+    (None where none has), the counts behind them summed."""
+    out: dict[str, Any] = {}
+    for key in DEBUG_FIGURES:
+        values = [s[key] for s in seeds if s[key] is not None]
+        out[key] = dict(zip(("mean", "std"), mean_std(values))) if values else None
+    out.update({key: sum(s[key] for s in seeds) for key in DEBUG_COUNTS})
+    return out
+
+
 def column_label(group: str) -> str:
     return group.capitalize() if group in ("easy", "medium", "hard", "all") else group
 
@@ -240,6 +266,12 @@ def build_report(eval_dirs: Sequence[str | Path]) -> dict[str, Any]:
             [p["cost"]["prompt_tokens_per_q"] + p["cost"]["completion_tokens_per_q"] for p in present])))
     questions = {m: [s[m]["n"] if m in s else 0 for s in summaries] for m in methods}
     halts = {m: dict(sum((Counter(s[m]["halt_reasons"]) for s in summaries if m in s), Counter())) for m in methods}
+    # methods without tools take no turns; records that cannot tell count in none (see aggregate)
+    debugging = {}
+    for m in methods:
+        per_seed = ([self_debugging(r["records"][m], r["manifest"].get("tools") or []) for r in runs
+                     if m in r["records"]] if _uses_tools(m) else [])
+        debugging[m] = combine_debugging([d for d in per_seed if d])
 
     notes = []
     for r in runs:
@@ -266,6 +298,7 @@ def build_report(eval_dirs: Sequence[str | Path]) -> dict[str, Any]:
         "cost": cost,
         "questions": questions,
         "halt_reasons": halts,
+        "self_debugging": debugging,
         "descriptions": {m: _description(m) for m in methods},
         "notes": notes,
         "setup": {
@@ -331,6 +364,7 @@ def _blocks(report: dict[str, Any], plots: dict[str, str]) -> list[tuple]:
     blocks.append(("h2", "How episodes ended"))
     blocks.append(("table", ["Method", "Halt reasons"],
                    [[m, ", ".join(f"{k}: {v}" for k, v in sorted(h.items()))] for m, h in report["halt_reasons"].items()]))
+    blocks.extend(_debugging_blocks(report))
     if plots:
         blocks.append(("h2", "Plots"))
         for name, rel in plots.items():
@@ -342,6 +376,38 @@ def _blocks(report: dict[str, Any], plots: dict[str, str]) -> list[tuple]:
         blocks.append(("ul", report["notes"]))
     blocks.append(("p", f"Evaluation directories: {', '.join(report['eval_dirs'])}."))
     return blocks
+
+
+DEBUG_LEGEND = (
+    "A turn is a step of the episode that the model wrote: a tool action or Finish (for reflexion, over all its "
+    "trials), or a CodeAct code block (not the Finish step CodeAct records after the block that called finish()). "
+    "Turns per question: their mean. Error turns: the share of turns that were errors: an output the graph could "
+    "not use (no action, an action not offered, a missing argument, a CodeAct turn without a code block), an action "
+    "the environment refused, or a code block that did not run to its end (sandbox status error, timeout, "
+    "cpu-limit, killed, crashed, output-limit or tool-limit); a tool's answer (not found, no more results) is not "
+    "an error. Recovered: of the episodes with an error turn, the share in which a later turn came and the episode "
+    "still ended with halt reason finish (in brackets: recovered of erring episodes, summed over seeds). Methods "
+    "without tools take no turns; records that cannot tell (written before these figures: no trajectory, code "
+    "blocks without the sandbox status, reflexion trials without their actions) count in none; – = no figure."
+)
+
+
+def _debugging_blocks(report: dict[str, Any]) -> list[tuple]:
+    rows = []
+    for m, d in report["self_debugging"].items():
+        recovered = fmt(d["recovered_pct"], 1)
+        if d["recovered_pct"]:
+            recovered += f" ({d['recovered']} of {d['episodes_with_error']})"
+        rows.append([m, fmt(d["turns_per_q"]), fmt(d["error_turn_pct"], 1),
+                     f"{d['episodes_with_error']} of {d['episodes']}" if d["episodes"] else "–", recovered])
+    partial = [f"{m}: {d['episodes']} of {sum(report['questions'][m])}"
+               for m, d in report["self_debugging"].items() if 0 < d["episodes"] < sum(report["questions"][m])]
+    return [
+        ("h2", "Self-debugging"),
+        ("table", ["Method", "Turns per question", "Error turns (%)", "Episodes with an error", "Recovered (%)"], rows),
+        ("p", DEBUG_LEGEND + (f" Questions counted (the others' records cannot tell): {'; '.join(partial)}."
+                              if partial else "")),
+    ]
 
 
 def _md_cell(text: str) -> str:

@@ -5,9 +5,10 @@ level or grade group), finds or starts the model server with the adapters the
 methods need, and runs each method's graph over the questions ``concurrency`` at a
 time against the vLLM endpoint, with a progress bar. Every finished question is
 appended at once to ``EVAL_DIR/<method>.jsonl`` (id, group, prediction, gold,
-scores, tokens, model calls, latency, halt reason, trajectory), so a killed run
-continues where it stopped; questions that failed (server errors) are logged to
-``EVAL_DIR/<method>.errors.jsonl`` and tried again on the next run.
+scores, tokens, model calls, latency, halt reason, trajectory; for Reflexion each
+trial's actions too), so a killed run continues where it stopped; questions that
+failed (server errors) are logged to ``EVAL_DIR/<method>.errors.jsonl`` and tried
+again on the next run.
 ``EVAL_DIR/eval.json`` records the benchmark, data, model, tools and settings (a
 directory holds one benchmark), and ``EVAL_DIR/summary.json`` the scores.
 """
@@ -209,6 +210,11 @@ def usage_totals(usage: dict[str, Any]) -> tuple[int, int, int]:
     return calls, prompt, completion
 
 
+def step_actions(step: dict[str, Any]) -> dict[str, Any]:
+    """What tells whether a step was an error turn (``aggregate.turn_errors``)."""
+    return {k: step[k] for k in ("action", "argument", "status") if k in step}
+
+
 def question_record(method: str, task: Task, instance: TaskInstance, state: dict[str, Any], seconds: float) -> dict:
     """One line of ``<method>.jsonl``. The scores are recomputed from the prediction by the
     task's scorer for every method alike (no answer scores as an empty one)."""
@@ -236,9 +242,10 @@ def question_record(method: str, task: Task, instance: TaskInstance, state: dict
     if state.get("plan"):
         record["plan"] = list(state["plan"])
     if state.get("trials"):
+        # each trial's actions, without the observations, for the report's self-debugging figures
         record["trials"] = [
             {"answer": t.get("answer"), "reward": t.get("reward"), "halt_reason": t.get("halt_reason"),
-             "steps": len(t.get("trajectory") or [])}
+             "steps": len(t.get("trajectory") or []), "actions": [step_actions(s) for s in t.get("trajectory") or []]}
             for t in state["trials"]
         ]
         record["notes"] = list(state.get("notes") or [])

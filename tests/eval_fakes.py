@@ -1,6 +1,7 @@
 """A chat model for runner tests that answers by the question it is asked, so that
 concurrent episodes get their own replies in any order, and that can be told to
-fail on some questions (a server error) to test resuming."""
+fail on some questions (a server error) to test resuming; and hand-built trajectory
+steps, as the graphs record them, for the self-debugging figures."""
 
 from __future__ import annotations
 
@@ -47,3 +48,18 @@ class KeyedChatModel(BaseChatModel):
         usage = {"input_tokens": prompt_tokens, "output_tokens": len(text) // 4 + 1,
                  "total_tokens": prompt_tokens + len(text) // 4 + 1}
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
+
+
+def step(action: str, argument: str, observation: str = "") -> dict:
+    """A text-action step (ReAct, group planning, Reflexion)."""
+    return {"thought": "t", "action": action, "argument": argument, "observation": observation}
+
+
+def code(argument: str, status: str | None = None) -> dict:
+    """A CodeAct turn: ``status`` is the sandbox's (none for a turn without a block, or an old record)."""
+    turn = {"thought": "t", "action": "Code", "argument": argument, "observation": "o"}
+    return {**turn, "status": status} if status else turn
+
+
+def finish(answer: str) -> dict:
+    return {"thought": "t", "action": "Finish", "argument": answer, "observation": ""}

@@ -16,7 +16,10 @@ from autoact.eval.aggregate import (
     mean_std,
     metrics_for,
     ordered_groups,
+    record_turns,
+    self_debugging,
     summarize,
+    turn_errors,
 )
 from autoact.eval.metrics import (
     exact_match,
@@ -26,8 +29,11 @@ from autoact.eval.metrics import (
     qa_scores,
 )
 from autoact.eval.runner import question_record, usage_totals
+from autoact.prompts import builders
 from autoact.tools import Task, TaskInstance
 from autoact.tools.corpus import Corpus
+
+from eval_fakes import code, finish, step
 
 
 def _task(instances: list[TaskInstance]) -> Task:
@@ -246,3 +252,73 @@ def test_mean_and_sample_std_over_seeds():
     assert m == 45.0 and sd == pytest.approx(7.0710678)  # sqrt(((-5)^2 + 5^2) / (2 - 1))
     assert mean_std([12.5]) == (12.5, None)
     assert mean_std([]) == (0.0, None)
+
+
+# ---- self-debugging: turns, error turns, recovery ----------------------------------------
+TOOLS = ["Retrieve", "Lookup"]
+
+
+def test_codeact_turns_are_its_blocks_and_an_error_is_a_block_that_did_not_run_through():
+    steps = [code("print(pages)", "error"), code(""), code("while True: pass", "timeout"),
+             code("print(retrieve('x'))", "tool-limit"), code("finish('Seine')", "ok"), finish("Seine")]
+    # no block is a format error; the closing Finish only records what finish() gave: no turn
+    assert turn_errors(steps, TOOLS) == [True, True, True, True, False]
+
+
+def test_a_text_turn_is_an_error_when_the_graph_or_the_environment_could_not_use_it():
+    repeat = builders.fragment("repeated", observation="Paris is a city.")
+    steps = [
+        step("Wikipedia", "Paris", builders.fragment("unknown_action", action="Wikipedia", actions="…")),
+        step("", "", builders.fragment("invalid_react", actions="…")),  # no action read
+        step("Search", "Paris"),  # a library tool this method was not offered
+        step("Retrieve", "", builders.fragment("empty_argument", action="Retrieve", usage="Retrieve[entity]")),
+        step("Retrieve", "Paris] river"),  # the environment refuses text after the closing bracket
+        step("Retrieve", "Paris", repeat),  # a repeat is answered, not refused
+        step("Lookup", "river", "No more results."),  # a tool's answer is no error
+        finish("Seine"),  # the model's Finish is a turn
+    ]
+    assert turn_errors(steps, TOOLS) == [True, True, True, True, True, False, False, False]
+
+
+def test_reflexion_turns_run_over_every_trial_and_old_records_cannot_tell():
+    trials = [{"actions": [step("Wikipedia", "x"), finish("Lyon")]},
+              {"actions": [step("Retrieve", "Paris"), finish("Seine")]}]
+    record = {"trajectory": [step("Retrieve", "Paris", "long page"), finish("Seine")], "trials": trials}
+    assert record_turns(record, TOOLS) == [True, False, False, False]
+    assert record_turns({"id": "a", "halt_reason": "finish"}, TOOLS) is None  # no trajectory
+    assert record_turns({"trajectory": [code("print(1)"), finish("1")]}, TOOLS) is None  # a block without status
+    assert record_turns({**record, "trials": [{"steps": 2}]}, TOOLS) is None  # trials without their actions
+    assert self_debugging([{"id": "a", "halt_reason": "finish"}], TOOLS) is None
+
+
+def test_recovered_is_a_later_turn_after_an_error_and_a_finish():
+    records = [
+        {"trajectory": [code("x", "error"), code("finish('a')", "ok"), finish("a")], "halt_reason": "finish"},
+        {"trajectory": [code("x", "error"), code("")], "halt_reason": "parse_error"},  # no finish
+        # the error came in the turn that answered: nothing came after it
+        {"trajectory": [code("y", "ok"), code("finish('a'); 1/0", "error"), finish("a")], "halt_reason": "finish"},
+        {"trajectory": [step("Wikipedia", "x"), step("Retrieve", "Paris"), finish("b")], "halt_reason": "finish"},
+        {"trajectory": [code("finish('a')", "ok"), finish("a")], "halt_reason": "finish"},
+        {"halt_reason": "finish"},  # an older record: counts in none
+    ]
+    assert self_debugging(records, TOOLS) == {
+        "episodes": 5, "turns": 10, "error_turns": 5, "episodes_with_error": 4, "recovered": 2,
+        "turns_per_q": 2.0, "error_turn_pct": 50.0, "recovered_pct": 50.0,
+    }
+    clean = self_debugging([records[4], {"trajectory": [], "halt_reason": "context"}], TOOLS)
+    assert (clean["turns_per_q"], clean["error_turn_pct"], clean["recovered_pct"]) == (0.5, 0.0, None)
+    assert self_debugging([{"trajectory": [], "halt_reason": "context"}], TOOLS)["error_turn_pct"] is None
+
+
+def test_a_record_keeps_each_trials_actions_without_observations():
+    first = [step("Wikipedia", "x", "Wikipedia is not an available action."), finish("Lyon")]
+    second = [step("Retrieve", "Paris", "Paris is a city."), finish("Seine")]
+    state = {"answer": "Seine", "halt_reason": "finish", "trajectory": second, "usage": {},
+             "trials": [{"answer": "Lyon", "reward": 0.0, "halt_reason": "finish", "trajectory": first},
+                        {"answer": "Seine", "reward": 1.0, "halt_reason": "finish", "trajectory": second}]}
+    record = question_record("reflexion", _task([QA]), QA, state, 1.0)
+    assert [t["actions"] for t in record["trials"]] == [
+        [{"action": "Wikipedia", "argument": "x"}, {"action": "Finish", "argument": "Lyon"}],
+        [{"action": "Retrieve", "argument": "Paris"}, {"action": "Finish", "argument": "Seine"}],
+    ]
+    assert record["trials"][0]["steps"] == 2 and record_turns(record, TOOLS) == [True, False, False, False]

@@ -11,6 +11,8 @@ import pytest
 from autoact.cli import main
 from autoact.eval.report import ReportError, build_report, fmt, read_records, write_report
 
+from eval_fakes import code, finish, step
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -148,3 +150,59 @@ def test_report_states_the_set_up(tmp_path):
     assert "Round 2: 35 of 40 synthesized questions solved (new this round: 4)" in setup
     assert build_report([d])["methods"] == ["react", "autoact", "autoact-r2"]
     assert "autoact-r2: group planning with the adapters retrained after self-training round 2" in text
+
+
+def _episode(qid: str, trajectory: list[dict], halt: str = "finish") -> dict:
+    return {**_record(qid, "easy", 1.0, 1.0), "trajectory": trajectory, "halt_reason": halt}
+
+
+def test_self_debugging_per_method_in_the_table_and_the_json(tmp_path):
+    old = _record("a", "easy", 1.0, 1.0)
+    del old["trajectory"]  # written before trajectories were kept
+    d = _eval_dir(tmp_path, "x", {
+        "codeact": [
+            _episode("a", [code("print(pages)", "error"), code("print(page)", "ok"), code("finish('x')", "ok"),
+                           finish("x")]),  # a traceback, fixed, then the answer: recovered
+            _episode("b", [code("1/0", "error"), code("")], "parse_error"),  # errors, no answer
+        ],
+        "react": [
+            _episode("a", [step("Wikipedia", "Paris"), step("Retrieve", "Paris"), finish("x")]),  # an invalid action
+            _episode("b", [step("Retrieve", "Paris"), finish("x")]),
+        ],
+        "cot": [_episode("a", [finish("x")]), _episode("b", [finish("x")])],  # no tools: no turns
+        "autoact": [old, {**old, "id": "b"}],
+    })
+    sd = build_report([d])["self_debugging"]
+    assert sd["codeact"]["turns_per_q"]["mean"] == 2.5 and sd["codeact"]["error_turn_pct"]["mean"] == 60.0
+    assert (sd["codeact"]["episodes_with_error"], sd["codeact"]["recovered"]) == (2, 1)
+    assert sd["codeact"]["recovered_pct"] == {"mean": 50.0, "std": None}
+    assert sd["react"]["error_turn_pct"]["mean"] == 20.0 and sd["react"]["recovered_pct"]["mean"] == 100.0
+    for method in ("cot", "autoact"):
+        assert sd[method]["turns_per_q"] is None and sd[method]["episodes"] == 0
+    paths = write_report([d], tmp_path / "report")
+    md = paths["markdown"].read_text()
+    table = md.split("## Self-debugging")[1]
+    assert "| Method | Turns per question | Error turns (%) | Episodes with an error | Recovered (%) |" in table
+    assert "| codeact | 2.50 | 60.0 | 2 of 2 | 50.0 (1 of 2) |" in table
+    assert "| react | 2.50 | 20.0 | 1 of 2 | 100.0 (1 of 1) |" in table
+    assert "| cot | – | – | – | – |" in table and "| autoact | – | – | – | – |" in table
+    assert "not the Finish step CodeAct records" in table
+    assert "<td>50.0 (1 of 2)</td>" in paths["html"].read_text()
+    assert json.loads(paths["json"].read_text())["self_debugging"]["react"]["error_turns"] == 1
+
+
+def test_self_debugging_over_seeds_and_records_that_cannot_tell(tmp_path):
+    clean = [step("Retrieve", "Paris"), finish("x")]
+    s0 = _eval_dir(tmp_path, "s0", {"react": [_episode("a", [step("", ""), *clean]), _episode("b", clean)]})
+    # seed 1: one record from before code statuses were kept counts in none
+    s1 = _eval_dir(tmp_path, "s1", {"react": [_episode("a", clean), _episode("b", [code("print(1)"), *clean])]}, seed=1)
+    report = build_report([s0, s1])
+    react = report["self_debugging"]["react"]
+    assert react["turns_per_q"]["mean"] == pytest.approx(2.25)  # seed 0: 2.5, seed 1: 2.0
+    assert react["error_turn_pct"]["mean"] == pytest.approx(10.0)  # 20 and 0
+    assert react["error_turn_pct"]["std"] == pytest.approx(14.1421, abs=1e-3)
+    assert react["recovered_pct"] == {"mean": 100.0, "std": None}  # only seed 0 had an error
+    assert (react["episodes"], react["turns"], react["error_turns"], react["recovered"]) == (3, 7, 1, 1)
+    md = write_report([s0, s1], tmp_path / "report")["markdown"].read_text()
+    assert "| react | 2.25 ± 0.35 | 10.0 ± 14.1 | 1 of 3 | 100.0 (1 of 1) |" in md
+    assert "Questions counted (the others' records cannot tell): react: 3 of 4." in md

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from autoact.eval.methods import METHODS, UnknownMethod, needed_adapters, resolve_methods
+from autoact.eval.report import build_report
 from autoact.eval.runner import (
     AdapterNotServed,
     EvalSetupError,
@@ -129,6 +130,18 @@ def test_tool_methods_and_reflexion_through_the_runner(settings, data, tmp_path)
     assert [t["answer"] for t in q3["trials"]] == ["yes", "yes"] and q3["calls"] == 3
     assert q3["notes"] == ["The sky is blue."]
     assert runs["reflexion"]["context"]["max_trials"] == 2
+
+
+def test_reflexion_records_keep_each_trials_actions_for_the_report(settings, data, tmp_path):
+    replies = {q: "Thought: I will look it up.\nAction: Wikipedia[it]" for q in COT}  # an action not offered
+    replies["What is the capital of France?"] = "Thought: I know it.\nAction: Finish[Paris]"
+    _run(settings, data, tmp_path / "out", KeyedChatModel(replies=replies), methods=("reflexion",), trials=2)
+    records = {r["id"]: r for r in _lines(tmp_path / "out" / "reflexion.jsonl")}
+    assert records["q1"]["trials"][0]["actions"] == [{"action": "Finish", "argument": "Paris"}]
+    # two invalid steps in a row end each of the two trials
+    assert [t["actions"] for t in records["q2"]["trials"]] == [[{"action": "Wikipedia", "argument": "it"}] * 2] * 2
+    sd = build_report([tmp_path / "out"])["self_debugging"]["reflexion"]
+    assert (sd["turns"], sd["error_turns"], sd["episodes_with_error"], sd["recovered"]) == (13, 12, 3, 0)
 
 
 def test_question_selection(settings, data, tmp_path):
