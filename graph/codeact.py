@@ -11,7 +11,8 @@ task's tools bridged in as functions — ``retrieve(entity)``, ``lookup(keyword)
 (``Retrieve[entity]`` …) answers, since both go through the task environment.
 ``finish(answer)`` records the answer; the episode ends after that block and is
 scored as the ReAct graph scores it. A turn without a code block gets an
-observation that says how to write one.
+observation that says how to write one, except in a chat
+(``plain_answer_ends``), where a reply in plain words is the answer.
 
 The environment is rebuilt for each block from the snapshot taken at the start of
 the episode, and the replayed blocks call their tools again: the tools are
@@ -75,6 +76,12 @@ class CodeActContext(ReactContext):
     sandbox_cpu_s: int = Field(10, ge=1, le=120, description="CPU seconds one code block may use")
     sandbox_wall_s: float = Field(20.0, ge=1.0, le=600.0, description="wall-clock seconds one code block may take")
     sandbox_memory_mb: int = Field(1024, ge=64, le=16384, description="address space of the block's interpreter")
+    plain_answer_ends: bool = Field(
+        False,
+        description="a turn in plain words, without a code block, is the final answer (a chat, where a greeting "
+        "or a direct reply needs no code); off (evaluation, synthesis): such a turn gets an observation that asks "
+        "for code, and the answer must come from finish(answer)",
+    )
 
 
 class CodeStep(TypedDict):
@@ -149,13 +156,6 @@ def sandbox_session(context: CodeActContext, state: dict, tools: dict[str, Calla
     return PythonSandbox(limits, cells=(state.get("session") or {}).get("cells"), tools=tools)
 
 
-def turns_of(steps: list[dict]) -> list[dict]:
-    """The trajectory's code turns as the prompt renders them (the Finish step that
-    closes an episode is not shown: nothing follows it)."""
-    return [{"thought": s["thought"], "code": s["argument"], "observation": s["observation"]}
-            for s in steps if s["action"] == prompt.CODE]
-
-
 # ---- nodes ------------------------------------------------------------------------------------
 def start(state: dict, context: CodeActContext, deps: Deps):
     """Refuse a run whose sandbox cannot isolate code (unless the weak mode was
@@ -179,7 +179,10 @@ def act(state: dict, context: CodeActContext, deps: Deps):
     examples: list = []
     if (yield from shows_examples(context, deps, ROLE)):
         examples = prompt.default_examples(offered)
-    text = prompt.codeact_prompt(task.description, offered, state["question"], turns_of(steps),
+        if context.example_source == "task":  # the task's seed episodes, as code (generic where none fits)
+            episodes = yield Blocking(lambda: deps.backend.examples(task, offered, "task"))
+            examples = prompt.task_examples(episodes, offered)
+    text = prompt.codeact_prompt(task.description, offered, state["question"], prompt.turns_of(steps),
                                  examples=examples, obs_chars=context.observation_chars)
     usage = state.get("usage", {})
     max_tokens = context.max_tokens or DEFAULT_TURN_TOKENS
@@ -189,7 +192,11 @@ def act(state: dict, context: CodeActContext, deps: Deps):
     if isinstance(response, ContextOverflow):
         return halt("context")
     usage = record_usage(usage, ROLE, response, prompt_chars(text))
-    turn = prompt.parse_code_turn(response_text(response))
+    reply = response_text(response)
+    turn = prompt.parse_code_turn(reply)
+    if not turn.ok and context.plain_answer_ends and turn.thought and prompt.FENCE not in reply:
+        # scored and ended as finish(answer) would be (a broken fence is not plain words)
+        return (yield from finish(state, context, deps, task, "", turn.thought, usage, "finalize"))
     if not turn.ok:
         return no_code(state, context, turn, offered, usage)
     pending = {"thought": turn.thought, "action": prompt.CODE, "argument": turn.code, "observation": ""}

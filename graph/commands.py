@@ -1,6 +1,7 @@
 """``autoact ask`` (one answer, with its trajectory) and ``autoact chat`` (a terminal chat).
 
-Both compile the chosen graph with the SQLite checkpointer in the run directory
+Both compile the chosen graph (``--graph``: group planning, ReAct, CodeAct or one of
+the evaluation's baselines) with the SQLite checkpointer in the run directory
 (``RUN/graph/checkpoints.sqlite``), so ``--thread ID`` resumes a conversation. The
 model server is the configured or recorded endpoint; when none answers, a server for
 the run (its adapters included) is started for the duration of the command.
@@ -22,20 +23,34 @@ from langchain_core.messages import HumanMessage
 from autoact.serving.endpoint import model_endpoint
 from autoact.settings import Settings
 
-GRAPHS = ("group", "react")
+GRAPHS = ("group", "react", "codeact", "cot", "plan_solve", "reflexion")
+#: The graphs that act with tools (cot and plan_solve answer in one or two calls without).
+TOOL_GRAPHS = ("group", "react", "codeact", "reflexion")
+#: Options for what only some graphs have: context field -> (option, the graphs, what they set).
+#: Given for another graph, they are refused rather than silently ignored.
+GRAPH_OPTIONS = {
+    "mode": ("--mode", ("group",), "planning mode"),
+    "reflect": ("--no-reflect", ("group", "react"), "Reflect step"),
+    "max_reflections": ("--max-reflections", ("group", "react"), "Reflect step"),
+    "tools": ("--tools", TOOL_GRAPHS, "tools"),
+    "max_steps": ("--max-steps", TOOL_GRAPHS, "tool steps"),
+}
 
 
 # ---- options -> settings, context -------------------------------------------------------
 def add_graph_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--graph", choices=GRAPHS, default="group", help="group planning (default) or single-agent ReAct")
+    parser.add_argument("--graph", choices=GRAPHS, default="group",
+                        help="group planning (default), single-agent ReAct, CodeAct (actions as Python code), or the "
+                        "evaluation's baselines: cot and plan_solve (no tools), reflexion (ReAct trials; a question "
+                        "without a gold answer, as asked here, gets one trial: the retry needs the score)")
     parser.add_argument("--task", default="demo", help="task name: demo, hotpotqa, scienceqa, custom (default demo)")
     parser.add_argument("--data", help="task data file, for tasks that read one")
     parser.add_argument("--corpus", help="corpus file for Retrieve / Lookup / Search")
     parser.add_argument("--tools", help="comma-separated tool names (default: the task's)")
     parser.add_argument("--mode", choices=("iterative", "one_pass"), help="group planning mode (default iterative)")
-    parser.add_argument("--no-reflect", action="store_true", help="end at Finish, without Reflect")
+    parser.add_argument("--no-reflect", action="store_true", help="end at Finish, without Reflect (group, react)")
     parser.add_argument("--max-steps", type=int, help="most tool and Finish steps (default 8)")
-    parser.add_argument("--max-reflections", type=int, help="retries after Reflect[wrong] (default 1)")
+    parser.add_argument("--max-reflections", type=int, help="retries after Reflect[wrong] (default 1; group, react)")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default: the settings')")
     parser.add_argument("--max-tokens", type=int, help="tokens per model call (default: the settings')")
     parser.add_argument("--base-url", help="model server endpoint (…/v1) to use")
@@ -43,9 +58,11 @@ def add_graph_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thread", help="conversation thread id to resume (default: a new one)")
 
 
-def context_from_args(args: argparse.Namespace, base_url: str | None) -> dict[str, Any]:
-    """The graph context for the options given (only those set; the rest default)."""
-    from autoact.graph.context import GroupContext, ReactContext
+def context_from_args(args: argparse.Namespace, base_url: str | None, chat: bool = False) -> dict[str, Any]:
+    """The graph context for the options given (only those set; the rest default).
+    ``chat``: for the terminal chat, where a CodeAct reply in plain words is the answer
+    (``ask`` keeps the evaluation's rule, so its trajectory shows what an evaluation does)."""
+    from autoact.eval.methods import context_schema
 
     values: dict[str, Any] = {
         "base_url": base_url,
@@ -55,18 +72,20 @@ def context_from_args(args: argparse.Namespace, base_url: str | None) -> dict[st
         "tools": [t.strip() for t in args.tools.split(",") if t.strip()] if args.tools else None,
         "max_steps": args.max_steps,
         "max_reflections": args.max_reflections,
+        "mode": args.mode,
         "temperature": args.temperature,
         "max_tokens": args.max_tokens,
     }
     if args.no_reflect:
         values["reflect"] = False
-    if args.mode:
-        if args.graph != "group":
-            raise SystemExit("--mode applies to --graph group only")
-        values["mode"] = args.mode
     context = {k: v for k, v in values.items() if v is not None}
-    schema = GroupContext if args.graph == "group" else ReactContext
-    return schema(**context).model_dump(exclude_unset=True)  # validates now, with a clear message
+    for field, (option, graphs, what) in GRAPH_OPTIONS.items():
+        if field in context and args.graph not in graphs:
+            raise SystemExit(f"{option}: --graph {args.graph} has no {what} (the option applies to --graph "
+                             f"{', '.join(graphs)})")
+    if chat and args.graph == "codeact":
+        context["plain_answer_ends"] = True
+    return context_schema(args.graph)(**context).model_dump(exclude_unset=True)  # validates now, clearly
 
 
 def checkpoint_path(settings: Settings) -> Path:
@@ -78,12 +97,11 @@ def compiled_graph(name: str, settings: Settings) -> Iterator[Any]:
     """The graph compiled with the run's SQLite checkpointer."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    from autoact.graph.group import build_group_graph
-    from autoact.graph.react import build_react_graph
+    from autoact.eval.methods import graph_builder
 
     path = checkpoint_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    build = build_group_graph if name == "group" else build_react_graph
+    build = graph_builder(name)
     with SqliteSaver.from_conn_string(str(path)) as saver:
         yield build(settings=settings, checkpointer=saver, name=name)
 
@@ -108,19 +126,36 @@ def run_turn(
 
 
 def format_trajectory(state: dict[str, Any]) -> str:
-    """The episode as readable lines: steps, reflections, outcome, usage."""
+    """The episode as readable lines: steps (a code turn's block, a plan and a
+    multi-line observation indented, a sandbox verdict other than ok beside its
+    observation), reflections, outcome, usage."""
+    from autoact.graph.baselines import PLAN_ACTION
+    from autoact.prompts.builders import FINISH
+    from autoact.prompts.codeact import CODE
+
     lines: list[str] = []
     reflections = list(state.get("reflections") or [])
     for i, step in enumerate(state.get("trajectory") or [], 1):
-        lines.append(f"{i:>2}. Thought: {step['thought']}")
-        lines.append(f"    Action: {step['action']}[{step['argument']}]")
-        if step["action"] == "Finish":
+        action = step["action"]
+        if action == PLAN_ACTION:
+            body = _labelled("Plan", step["thought"])
+        else:
+            body = [f"    Thought: {step['thought']}"] if step["thought"] or action != FINISH else []
+            if action == CODE:
+                body += _labelled("Code", step["argument"] or "(no code block)")
+            else:
+                body.append(f"    Action: {action}[{step['argument']}]")
+        if action == FINISH:
             if reflections:
                 r = reflections.pop(0)
-                lines.append(f"    Reflection: {r['thought']}")
-                lines.append(f"    Action: Reflect[{r['verdict']}]")
-        else:
-            lines.append(f"    Observation: {step['observation']}")
+                body.append(f"    Reflection: {r['thought']}")
+                body.append(f"    Action: Reflect[{r['verdict']}]")
+        elif action != PLAN_ACTION:
+            status = step.get("status")
+            body += _labelled("Observation" if status in (None, "ok") else f"Observation ({status})",
+                              step["observation"])
+        lines.append(f"{i:>2}. {body[0].lstrip()}")
+        lines.extend(body[1:])
     lines.append(f"halted: {state.get('halt_reason')}")
     if state.get("score"):
         lines.append("score: " + ", ".join(f"{k}={v:.3g}" for k, v in state["score"].items()))
@@ -129,6 +164,14 @@ def format_trajectory(state: dict[str, Any]) -> str:
             f"usage {role}: {u['calls']} calls, {u['prompt_tokens']} prompt + {u['completion_tokens']} completion tokens"
         )
     return "\n".join(lines)
+
+
+def _labelled(label: str, text: str) -> list[str]:
+    """``label: text`` on one line, or the label and then the text's lines indented
+    (code, a traceback, a plan)."""
+    if "\n" not in text:
+        return [f"    {label}: {text}"]
+    return [f"    {label}:", *(f"      {line}" for line in text.splitlines())]
 
 
 def _json_state(state: dict[str, Any]) -> str:
@@ -149,6 +192,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise SystemExit("the question is empty")
     settings = settings_from_args(args)
     thread = args.thread or uuid.uuid4().hex[:12]
+    context_from_args(args, None)  # a wrong option fails now, not after a model server started
     with model_endpoint(settings, args.base_url, serve=not args.no_serve) as url:
         context = context_from_args(args, url)
         with compiled_graph(args.graph, settings) as graph:
@@ -175,8 +219,9 @@ def cmd_chat(args: argparse.Namespace, input_fn: Callable[[str], str] = input) -
 
     settings = settings_from_args(args)
     thread = args.thread or uuid.uuid4().hex[:12]
+    context_from_args(args, None, chat=True)  # a wrong option fails now, not after a model server started
     with model_endpoint(settings, args.base_url, serve=not args.no_serve) as url:
-        context = context_from_args(args, url)
+        context = context_from_args(args, url, chat=True)
         with compiled_graph(args.graph, settings) as graph:
             print(f"autoact chat: {args.graph} graph, task {context.get('task', 'demo')}, thread {thread}")
             print(CHAT_HELP)

@@ -1,6 +1,7 @@
-"""The LangServe chat app: the group-planning and ReAct graphs behind FastAPI.
+"""The LangServe chat app: the group-planning, ReAct and CodeAct graphs behind FastAPI.
 
-Each graph is mounted at ``/<name>`` (``/group``, ``/react``) with LangServe's
+Each graph is mounted at ``/<name>`` (``/group``, ``/react``, ``/codeact``; the
+baselines ``/cot``, ``/plan_solve`` and ``/reflexion`` on request) with LangServe's
 ``/invoke``, ``/batch``, ``/stream``, ``/stream_log``, ``/stream_events`` and the chat
 playground (``/<name>/playground/``). One request is one chat turn:
 
@@ -13,7 +14,8 @@ playground (``/<name>/playground/``). One request is one chat turn:
 
 The graphs take their run-time settings (endpoint, task, tools, max steps, …) as a
 LangGraph ``context`` per run, which LangServe does not pass: :class:`ChatTurn`
-wraps a compiled graph and hands it the context the app was made with.
+wraps a compiled graph and hands it the context the app was made with. In a chat a
+CodeAct reply in plain words, without code, is the answer (``plain_answer_ends``).
 
 A bad request or a failing model server is answered with its own status and a short
 ``{"detail": ...}`` rather than a bare 500, and a reply never echoes a large input:
@@ -54,7 +56,12 @@ from autoact.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-GRAPHS = ("group", "react")
+#: The graphs the app can mount, and those it mounts unless told (``serve-chat --graphs``).
+GRAPHS = ("group", "react", "codeact", "cot", "plan_solve", "reflexion")
+DEFAULT_GRAPHS = ("group", "react", "codeact")
+#: Context a route sets unless the app's context says otherwise: a chat reply need not
+#: be code (evaluation and synthesis keep asking CodeAct for code).
+CHAT_CONTEXT = {"codeact": {"plain_answer_ends": True}}
 
 #: State keys copied into the answer's ``response_metadata["episode"]``.
 EPISODE_KEYS = ("question", "trajectory", "reflections", "answer", "reward", "score", "halt_reason", "usage")
@@ -259,24 +266,23 @@ class ChatTurn(Runnable[dict, AIMessage]):
 
 # ---- contexts ---------------------------------------------------------------------------------------
 def graph_contexts(context: dict[str, Any] | None, graphs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The run context of each graph: the fields of ``context`` its schema knows,
-    validated now so that a bad setting stops the app at startup with a clear message.
-    A field no graph knows is refused."""
-    from autoact.graph.context import GroupContext, ReactContext
+    """The run context of each graph: :data:`CHAT_CONTEXT`'s, then the fields of
+    ``context`` its schema knows, validated now so that a bad setting stops the app at
+    startup with a clear message. A field no graph knows is refused."""
+    from autoact.eval.methods import context_schema
 
-    schemas = {"group": GroupContext, "react": ReactContext}
-    unknown_graphs = [g for g in graphs if g not in schemas]
+    unknown_graphs = [g for g in graphs if g not in GRAPHS]
     if unknown_graphs or not graphs:
         raise ValueError(f"unknown graph(s) {unknown_graphs or list(graphs)}; the graphs are {list(GRAPHS)}")
+    schemas = {name: context_schema(name) for name in graphs}
     values = {k: v for k, v in (context or {}).items() if v is not None}
-    known = set().union(*(schemas[g].model_fields for g in graphs))
+    known = set().union(*(schema.model_fields for schema in schemas.values()))
     stray = sorted(set(values) - known)
     if stray:
         raise ValueError(f"unknown context field(s) {stray}; the graphs {list(graphs)} take {sorted(known)}")
     out = {}
-    for name in graphs:
-        schema = schemas[name]
-        mine = {k: v for k, v in values.items() if k in schema.model_fields}
+    for name, schema in schemas.items():
+        mine = {**CHAT_CONTEXT.get(name, {}), **{k: v for k, v in values.items() if k in schema.model_fields}}
         out[name] = schema(**mine).model_dump(exclude_unset=True)
     return out
 
@@ -471,7 +477,7 @@ def create_app(
     *,
     base_url: str | None = None,
     context: dict[str, Any] | None = None,
-    graphs: Sequence[str] = GRAPHS,
+    graphs: Sequence[str] = DEFAULT_GRAPHS,
     models: dict[str, Any] | None = None,
     backend: Any = None,
     preload: bool = False,
@@ -493,9 +499,8 @@ def create_app(
     """
     from langserve import add_routes
 
+    from autoact.eval.methods import context_schema, graph_builder
     from autoact.graph.environment import default_backend
-    from autoact.graph.group import build_group_graph
-    from autoact.graph.react import build_react_graph
     from autoact.models import ModelServerUnreachable, endpoint_url
     from autoact.serving.endpoint import api_key_from_env
 
@@ -509,19 +514,23 @@ def create_app(
         context["base_url"] = base_url.rstrip("/")
     contexts = graph_contexts(context, graphs)
     backend = backend or default_backend()
-    builders = {"group": build_group_graph, "react": build_react_graph}
 
     if preload:
-        from autoact.graph.context import GroupContext, ReactContext
-
-        schemas = {"group": GroupContext, "react": ReactContext}
         for name in graphs:
-            ctx = schemas[name](**contexts[name])
+            ctx = context_schema(name)(**contexts[name])
             backend.tools(backend.task(ctx), ctx)
+        if "codeact" in graphs:  # else every /codeact turn would fail at its start
+            from autoact.tools.sandbox import SandboxUnavailable, ensure_python_tool
+
+            try:
+                ensure_python_tool()
+            except SandboxUnavailable as exc:
+                raise ValueError(f"the codeact route runs code, but {exc} Or mount the other graphs only "
+                                 "(--graphs group,react).") from exc
 
     app = FastAPI(
         title="autoact chat",
-        description="Group planning (plan / tool / reflect agents) and ReAct graphs as chat endpoints.",
+        description="Group planning (plan / tool / reflect agents), ReAct and CodeAct graphs as chat endpoints.",
     )
 
     # the last added runs first: the key is checked before a body is read
@@ -570,7 +579,7 @@ def create_app(
         return url
 
     for name in graphs:
-        graph = builders[name](models, backend=backend, settings=settings, name=name)
+        graph = graph_builder(name)(models, backend=backend, settings=settings, name=name)
         add_routes(
             app,
             ChatTurn(graph, contexts[name], name, request_type),

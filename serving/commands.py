@@ -1,4 +1,4 @@
-"""``autoact serve-chat``: the LangServe chat app (group and ReAct graphs) on uvicorn.
+"""``autoact serve-chat``: the LangServe chat app (group, ReAct and CodeAct graphs) on uvicorn.
 
 The model endpoint is ``--base-url``, else the configured or recorded one (``autoact
 serve``); when none answers, a model server for the run (its adapters included) is
@@ -65,7 +65,8 @@ def cmd_serve_chat(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
     chat = subparsers.add_parser(
-        "serve-chat", help="the chat app (LangServe: /group and /react with /invoke, /batch, /stream, playground)"
+        "serve-chat",
+        help="the chat app (LangServe: /group, /react and /codeact with /invoke, /batch, /stream, playground)",
     )
     add_common(chat)
     chat.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
@@ -73,7 +74,9 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
     chat.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     chat.add_argument("--base-url", help="model server endpoint (…/v1) to use")
     chat.add_argument("--no-serve", action="store_true", help="fail instead of starting a model server")
-    chat.add_argument("--graphs", default="group,react", help="graphs to mount, comma-separated (default group,react)")
+    chat.add_argument("--graphs", default="group,react,codeact",
+                      help="graphs to mount, comma-separated: group, react, codeact (the default three), cot, "
+                      "plan_solve, reflexion")
     chat.add_argument("--task", help="task name: demo, hotpotqa, scienceqa, custom (default demo)")
     chat.add_argument("--data", help="task data file, for tasks that read one")
     chat.add_argument("--corpus", help="corpus file for Retrieve / Lookup / Search")

@@ -47,7 +47,8 @@ def fake_models() -> dict:
 
 @pytest.fixture()
 def client():
-    app = create_app(context=CONTEXT, models=fake_models(), backend=fake_backend())
+    # CONTEXT is the chat prompt format, which CodeAct refuses: /codeact has its own app below
+    app = create_app(context=CONTEXT, models=fake_models(), backend=fake_backend(), graphs=("group", "react"))
     with TestClient(app) as c:
         yield c
 
@@ -201,11 +202,80 @@ def test_graph_contexts_are_validated_per_graph():
         graph_contexts({"mode": "one_pass"}, ("react",))  # no mounted graph takes it
 
 
+# ---- /codeact ------------------------------------------------------------------------------------
+def code_turn(thought: str, code: str) -> str:
+    return f" {thought}\n```python\n{code}\n```"
+
+
+def codeact_app(*replies: str) -> TestClient:
+    """The app as ``serve-chat`` mounts it by default, the CodeAct agent (role meta) scripted."""
+    models = {**fake_models(), "meta": looping(*replies)}
+    return TestClient(create_app(context={"task": "fake"}, models=models, backend=fake_backend()))
+
+
+def test_codeact_route_and_playground_beside_group_and_react():
+    with codeact_app(code_turn("Read the page.", "print(retrieve('Eiffel Tower'))"),
+                     code_turn("Paris is on the Seine.", "finish('Seine')")) as c:
+        health = c.get("/health").json()
+        assert health["graphs"] == ["group", "react", "codeact"]
+        assert health["context"]["codeact"] == {"task": "fake", "plain_answer_ends": True}
+        page = c.get("/codeact/playground/")
+        assert page.status_code == 200 and "Chat Playground" in page.text
+        assert list(c.get("/codeact/input_schema").json()["properties"]) == ["messages"]
+        r = c.post("/codeact/invoke", json={"input": turn()})
+        assert r.status_code == 200, r.text
+        out = r.json()["output"]
+        assert out["content"] == "Seine" and out["response_metadata"]["graph"] == "codeact"
+        episode = out["response_metadata"]["episode"]
+        assert [(s["action"], s.get("status")) for s in episode["trajectory"]] == [
+            ("Code", "ok"), ("Code", "ok"), ("Finish", None)]
+        assert episode["trajectory"][0]["observation"] == "The Eiffel Tower is a lattice tower in Paris."
+        # what the playground renders (the browser test reads the same)
+        with c.stream("POST", "/codeact/stream_log", json={"input": turn()}) as s:
+            assert s.status_code == 200
+            output = final_output(s.read().decode())
+        assert output["content"] == "Seine" and output["response_metadata"]["graph"] == "codeact"
+        assert [step["action"] for step in output["response_metadata"]["episode"]["trajectory"]] == [
+            "Code", "Code", "Finish"]
+
+
+def test_in_the_chat_a_codeact_reply_in_plain_words_is_the_answer():
+    with codeact_app(" Hello! Ask me about places.") as c:
+        r = c.post("/codeact/invoke", json={"input": turn("Hi")})
+    assert r.status_code == 200, r.text
+    out = r.json()["output"]
+    assert out["content"] == "Hello! Ask me about places."
+    episode = out["response_metadata"]["episode"]
+    assert episode["halt_reason"] == "finish" and [s["action"] for s in episode["trajectory"]] == ["Finish"]
+
+
+def test_the_codeact_route_is_refused_at_startup_without_a_sandbox(monkeypatch):
+    from autoact.tools import sandbox
+
+    def unavailable():
+        raise sandbox.SandboxUnavailable("the Python sandbox cannot isolate code here (no bwrap).")
+
+    monkeypatch.setattr(sandbox, "ensure_python_tool", unavailable)
+    with pytest.raises(ValueError, match=r"codeact route runs code, but .*no bwrap.*--graphs group,react"):
+        create_app(context={"task": "fake"}, models=fake_models(), backend=fake_backend(), preload=True)
+    create_app(context={"task": "fake"}, models=fake_models(), backend=fake_backend(), preload=True,
+               graphs=("group", "react"))
+
+
+def test_codeact_and_baseline_contexts():
+    ctx = graph_contexts({"task": "demo", "max_trials": 3}, ("codeact", "cot", "reflexion"))
+    assert ctx == {"codeact": {"task": "demo", "plain_answer_ends": True}, "cot": {"task": "demo"},
+                   "reflexion": {"task": "demo", "max_trials": 3}}
+    assert graph_contexts({"plain_answer_ends": False}, ("codeact",)) == {"codeact": {"plain_answer_ends": False}}
+    with pytest.raises(ValueError, match="prompt_format"):  # CodeAct prompts are transcripts
+        graph_contexts({"prompt_format": "chat"}, ("codeact",))
+
+
 def test_serve_chat_options_become_the_context():
     args = build_parser().parse_args(
         ["serve-chat", "--port", "9001", "--tools", "Retrieve, Lookup", "--max-steps", "4", "--no-reflect"]
     )
-    assert (args.port, args.host) == (9001, "127.0.0.1")
+    assert (args.port, args.host, args.graphs) == (9001, "127.0.0.1", "group,react,codeact")
     assert context_from_args(args) == {"tools": ["Retrieve", "Lookup"], "max_steps": 4, "reflect": False}
 
 
@@ -322,12 +392,13 @@ def test_served_app_refuses_bad_input(chat_server):
 
 
 @pytest.mark.slow
-def test_chat_playground_answers_in_headless_chromium(chat_server, demo_questions, repo_root):
+@pytest.mark.parametrize("route", ["group", "codeact"])
+def test_chat_playground_answers_in_headless_chromium(chat_server, demo_questions, repo_root, route):
     from playwright.sync_api import expect, sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no browser at {CHROMIUM}: install it with `bash scripts/setup.sh --browser`")
-    shot = repo_root / "test-artifacts" / "chat_playground.png"
+    shot = repo_root / "test-artifacts" / f"chat_playground-{route}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     question = demo_questions[1]
     with sync_playwright() as pw:
@@ -336,7 +407,7 @@ def test_chat_playground_answers_in_headless_chromium(chat_server, demo_question
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             # the chat window shows before the schemas arrive; a message sent then has no input key
             with page.expect_response("**/input_schema") as inp, page.expect_response("**/output_schema") as out:
-                page.goto(f"{chat_server}/group/playground/")
+                page.goto(f"{chat_server}/{route}/playground/")
             assert inp.value.ok and out.value.ok
             page.wait_for_load_state("networkidle")
             box = page.get_by_placeholder("Send a message...")
@@ -350,7 +421,7 @@ def test_chat_playground_answers_in_headless_chromium(chat_server, demo_question
                 streams.append((response.status, response.text()))
                 route.fulfill(response=response)
 
-            page.route("**/group/stream_log", relay)
+            page.route(f"**/{route}/stream_log", relay)
             box.fill(question)
             start = time.perf_counter()
             box.press("Enter")
@@ -361,8 +432,12 @@ def test_chat_playground_answers_in_headless_chromium(chat_server, demo_question
             assert streams, "the page sent no message to /stream_log"
             status, body = streams[0]
             assert status == 200, body[:500]
-            answer = final_answer(body)
-            assert answer.strip()
+            output = final_output(body)
+            answer = output["content"]
+            assert answer.strip() and output["response_metadata"]["graph"] == route
+            if route == "codeact":  # code turns, closed by finish(answer) or a plain answer
+                steps = output["response_metadata"]["episode"]["trajectory"]
+                assert {s["action"] for s in steps} <= {"Code", "Finish"}, steps
             # the conversation is shown as one text area per message (newest first)
             messages = page.locator("textarea:not([placeholder])")
             expect(messages).to_have_count(2, timeout=30_000)
@@ -372,12 +447,12 @@ def test_chat_playground_answers_in_headless_chromium(chat_server, demo_question
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
-    print(f"\n[playground] answer {answer!r} on the page after {took:.1f} s; screenshot {shot}")
+    print(f"\n[playground /{route}] answer {answer!r} on the page after {took:.1f} s; screenshot {shot}")
 
 
-def final_answer(stream_log: str) -> str:
-    """The answer in a /stream_log response: the last final_output the patches set."""
-    answer = None
+def final_output(stream_log: str) -> dict:
+    """The reply in a /stream_log response: the last final_output the patches set."""
+    output = None
     for name, payload in parse_sse(stream_log):
         if name == "error":
             raise AssertionError(f"the stream failed: {payload}")
@@ -385,9 +460,14 @@ def final_answer(stream_log: str) -> str:
             continue
         for op in payload["ops"]:
             if op["path"] == "/final_output" and isinstance(op.get("value"), dict):
-                answer = op["value"].get("content")
-    assert answer is not None, "no final_output in the stream"
-    return answer
+                output = op["value"]
+    assert output is not None and output.get("content") is not None, "no final_output in the stream"
+    return output
+
+
+def final_answer(stream_log: str) -> str:
+    """The answer in a /stream_log response."""
+    return final_output(stream_log)["content"]
 
 
 @pytest.mark.slow

@@ -29,7 +29,9 @@ ANSWER = "Thought: I know it.\nAction: Finish[Seine]"
 
 
 def scripted_app(**options) -> TestClient:
-    app = create_app(context=CONTEXT, models=fake_models(), backend=fake_backend(), **options)
+    # CONTEXT is the chat prompt format, which CodeAct refuses
+    app = create_app(context=CONTEXT, models=fake_models(), backend=fake_backend(), graphs=("group", "react"),
+                     **options)
     return TestClient(app, raise_server_exceptions=False)
 
 

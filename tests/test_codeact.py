@@ -137,6 +137,34 @@ def test_a_turn_without_a_code_block_gets_a_helpful_observation():
     assert order == ["start", "act", "act", "execute", "finalize"] and out["answer"] == "Seine"
 
 
+def test_in_a_chat_a_plain_answer_ends_the_episode():
+    meta = scripted(" Seine")
+    order, out = run(meta, {"plain_answer_ends": True})
+    assert order == ["start", "act", "finalize"] and len(meta.calls) == 1
+    # recorded and scored as finish('Seine') would be
+    assert out["trajectory"] == [{"thought": "", "action": "Finish", "argument": "Seine", "observation": ""}]
+    assert (out["answer"], out["reward"], out["halt_reason"]) == ("Seine", 1.0, "finish")
+    assert out["messages"][-1].content == "Seine"
+
+
+@pytest.mark.parametrize("reply", [
+    " Let me look.\n```js\nlookup('river')\n```",  # a fence, but no Python block: not plain words
+    "   ",  # nothing to answer with
+])
+def test_in_a_chat_a_broken_block_or_an_empty_turn_still_asks_for_code(reply):
+    meta = scripted(reply, block("Now as code.", "finish('Seine')"))
+    order, out = run(meta, {"plain_answer_ends": True})
+    assert out["trajectory"][0]["observation"] == prompt.fragment("no_code", functions="retrieve, lookup")
+    assert order == ["start", "act", "act", "execute", "finalize"] and out["answer"] == "Seine"
+
+
+def test_a_plain_answer_does_not_end_the_episode_by_default():
+    assert CodeActContext().plain_answer_ends is False  # evaluation and synthesis ask for code
+    _, out = run(scripted(" Seine", " Still Seine."), {"max_invalid": 2})
+    assert [s["argument"] for s in out["trajectory"]] == ["", ""]
+    assert (out["answer"], out["halt_reason"]) == (None, "parse_error")
+
+
 def test_turns_without_code_in_a_row_halt_at_max_invalid():
     _, out = run(scripted("no code", "still none", "nor here"), {"max_invalid": 3})
     assert out["halt_reason"] == "parse_error" and out["answer"] is None and len(out["trajectory"]) == 3
@@ -257,3 +285,6 @@ def test_codeact_is_an_eval_method_and_a_studio_graph():
     assert context["tools"] == ["Retrieve", "Lookup"] and context["max_steps"] == 3
     graphs = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())["graphs"]
     assert graphs["codeact"] == "./graph/exported.py:codeact" and exported.codeact.name == "codeact"
+    assert exported.codeact.checkpointer is None
+    fields = exported.codeact.get_context_jsonschema()["properties"]
+    assert set(fields) == set(CodeActContext.model_fields) and fields["plain_answer_ends"]["default"] is False

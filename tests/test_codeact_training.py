@@ -156,3 +156,22 @@ def test_episodes_that_code_cannot_show_fall_back_to_the_generic_examples():
     assert prompt.task_examples([calculator], ["Retrieve"]) == generic
     # generic text examples (not from seeds) are not converted: the code ones are written for code
     assert prompt.task_examples([{**calculator, "name": "two-pages"}], ["Retrieve"]) == generic
+
+
+def test_the_base_model_sees_the_tasks_examples_as_code(demo):
+    from autoact.tools.worked_examples import task_examples
+
+    instance = demo.split("test")[0]
+    meta = scripted(block("I guess.", "finish('x')"))
+    graph = build_codeact_graph({"meta": meta})
+    graph.invoke({"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()},
+                 context={"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 2})
+    sent = meta.calls[0][0].content
+    for example in prompt.task_examples(task_examples(demo, ["Retrieve", "Lookup"]), ["Retrieve", "Lookup"]):
+        assert f"Question: {example['question']}\n{prompt.render_turns(example['turns'])}" in sent
+    assert "Eiffel Tower" not in sent  # the generic examples are not shown beside them
+    generic = {"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 2, "example_source": "generic"}
+    meta = scripted(block("I guess.", "finish('x')"))
+    build_codeact_graph({"meta": meta}).invoke(
+        {"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()}, context=generic)
+    assert prompt.default_examples(["Retrieve", "Lookup"])[0]["question"] in meta.calls[0][0].content

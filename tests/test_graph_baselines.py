@@ -154,3 +154,23 @@ def test_merge_usage():
          "plan": {"calls": 1, "prompt_tokens": 1, "completion_tokens": 1, "prompt_chars": 3}}
     assert merge_usage(a, b) == {"meta": {"calls": 3, "prompt_tokens": 15, "completion_tokens": 3, "prompt_chars": 45},
                                  "plan": {"calls": 1, "prompt_tokens": 1, "completion_tokens": 1, "prompt_chars": 3}}
+
+
+@pytest.mark.parametrize("name", ["cot", "plan_solve", "reflexion"])
+def test_baselines_are_studio_graphs(name):
+    """``langgraph dev`` lists them (``langgraph.json``), compiled without a checkpointer,
+    each showing its whole context with the descriptions."""
+    import json
+    from pathlib import Path
+
+    from autoact.eval.methods import context_schema
+    from autoact.graph import exported
+
+    graphs = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())["graphs"]
+    graph = getattr(exported, name)
+    assert graphs[name] == f"./graph/exported.py:{name}" and graph.name == name and graph.checkpointer is None
+    fields = graph.get_context_jsonschema()["properties"]
+    schema = context_schema(name)
+    assert set(fields) == set(schema.model_fields)
+    assert all(fields[f]["description"] == field.description for f, field in schema.model_fields.items())
+    assert "messages" in graph.get_input_jsonschema()["properties"]

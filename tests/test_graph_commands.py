@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import re
 
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from autoact.cli import build_parser, main
-from autoact.graph import build_group_graph, build_react_graph
+from autoact.eval.methods import graph_builder
 from autoact.graph import commands
 from graph_fakes import QUESTION, fake_backend, scripted
 
@@ -38,11 +40,7 @@ def fake_cli(monkeypatch, tmp_path):
         path = commands.checkpoint_path(settings)
         path.parent.mkdir(parents=True, exist_ok=True)
         with SqliteSaver.from_conn_string(str(path)) as saver:
-            if name == "group":
-                g = build_group_graph(built["models"], backend=fake_backend(), checkpointer=saver)
-            else:
-                g = build_react_graph(built["models"], backend=fake_backend(), checkpointer=saver)
-            yield g
+            yield graph_builder(name)(built["models"], backend=fake_backend(), checkpointer=saver, name=name)
 
     monkeypatch.setattr(commands, "model_endpoint", endpoint)
     monkeypatch.setattr(commands, "compiled_graph", graph)
@@ -82,8 +80,6 @@ def test_ask_prints_answer_and_trajectory_and_resumes_the_thread(fake_cli, tmp_p
     assert "halted: finish" in out and "usage plan: 1 calls" in out and "--thread th1" in out
     # the same thread goes on: the checkpoint holds both turns
     assert main(["ask", "And the city?", "--task", "fake", "--run", run, "--thread", "th1", "--json"]) == 0
-    import json
-
     state = json.loads(capsys.readouterr().out)
     assert [m["type"] for m in state["messages"]] == ["human", "ai", "human", "ai"]
     assert state["answer"] == "Paris" and state["question"] == "And the city?"
@@ -129,3 +125,102 @@ def test_format_trajectory_lists_steps_reflections_and_usage():
         "halted: finish", "score: reward=1, f1=1",
         "usage meta: 3 calls, 900 prompt + 40 completion tokens",
     ]
+
+
+# ---- CodeAct and the baselines -------------------------------------------------------------------
+def code_turn(thought: str, code: str) -> str:
+    return f" {thought}\n```python\n{code}\n```"
+
+
+CODE_TURNS = [
+    " The answer is the Seine, I think.",  # no code: ask keeps the evaluation's rule
+    code_turn("Read the page.", "page = retrieve('Eiffel Tower')\nprint(pages)"),
+    code_turn("I misspelled it.", "page = retrieve('Eiffel Tower')\nprint(page)\nfinish('Seine')"),
+]
+
+
+def test_ask_codeact_shows_code_turns_readably(fake_cli, tmp_path, capsys):
+    fake_cli["models"] = {"meta": scripted(*CODE_TURNS)}
+    assert main(["ask", QUESTION, "--graph", "codeact", "--task", "fake", "--run", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "Answer: Seine" in lines and "Trajectory (codeact graph," in out
+    first = lines.index(" 1. Thought: The answer is the Seine, I think.")
+    assert lines[first + 1] == "    Code: (no code block)" and lines[first + 2].startswith("    Observation: No code")
+    # a block and a traceback, one line each, indented under their labels; the verdict beside it
+    second = lines.index(" 2. Thought: Read the page.")
+    assert lines[second:second + 6] == [
+        " 2. Thought: Read the page.", "    Code:", "      page = retrieve('Eiffel Tower')", "      print(pages)",
+        "    Observation (error):", "      Traceback (most recent call last):",
+    ]
+    assert "      NameError: name 'pages' is not defined" in lines
+    third = lines.index(" 3. Thought: I misspelled it.")
+    assert lines[third:third + 10] == [
+        " 3. Thought: I misspelled it.", "    Code:", "      page = retrieve('Eiffel Tower')", "      print(page)",
+        "      finish('Seine')", "    Observation:", "      The Eiffel Tower is a lattice tower in Paris.",
+        "      Out: 'Answer recorded: Seine'", " 4. Action: Finish[Seine]", "halted: finish",
+    ]
+    assert lines[third + 10].startswith("usage meta: 3 calls, ")
+
+
+def test_chat_codeact_takes_a_plain_answer(fake_cli, tmp_path, capsys):
+    fake_cli["models"] = {"meta": scripted(" Hello! Ask me about places.", CODE_TURNS[2])}
+    lines = iter(["Hi", QUESTION, "/trajectory", "/quit"])
+    args = build_parser().parse_args(["chat", "--graph", "codeact", "--task", "fake", "--run", str(tmp_path / "run")])
+    assert commands.cmd_chat(args, input_fn=lambda prompt: next(lines)) == 0
+    out = capsys.readouterr().out
+    assert "autoact> Hello! Ask me about places." in out and "autoact> Seine" in out
+    assert "codeact graph" in out and "      finish('Seine')" in out  # /trajectory of the second turn
+
+
+def test_ask_the_tool_free_baselines(fake_cli, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    fake_cli["models"] = {"meta": scripted(" Find the city of the tower.\nSubgoal 2: Find its river.",
+                                           " Paris is on the Seine.\nAnswer: Seine")}
+    assert main(["ask", QUESTION, "--graph", "plan_solve", "--task", "fake", "--run", run]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index(" 1. Plan:")
+    assert lines[start:start + 6] == [
+        " 1. Plan:", "      Subgoal 1: Find the city of the tower.", "      Subgoal 2: Find its river.",
+        " 2. Thought: Paris is on the Seine.", "    Action: Finish[Seine]", "halted: finish",
+    ]
+    fake_cli["models"] = {"meta": scripted(" Paris is on the Seine.\nAnswer: Seine")}
+    assert main(["ask", QUESTION, "--graph", "cot", "--task", "fake", "--run", run, "--max-tokens", "300"]) == 0
+    assert "Answer: Seine" in capsys.readouterr().out
+
+
+def test_ask_reflexion_runs_its_trial_under_the_checkpointer(fake_cli, tmp_path, capsys):
+    fake_cli["models"] = {"meta": scripted(" Find the tower.\nAction: Retrieve[Eiffel Tower]",
+                                           " It is in Paris, by the Seine.\nAction: Finish[Seine]")}
+    assert main(["ask", QUESTION, "--graph", "reflexion", "--task", "fake", "--run", str(tmp_path / "run"),
+                 "--json"]) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["answer"] == "Seine" and len(state["trials"]) == 1  # no gold answer: one trial
+    assert [s["action"] for s in state["trajectory"]] == ["Retrieve", "Finish"]
+
+
+@pytest.mark.parametrize("graph, option, refusal", [
+    ("codeact", {"no_reflect": True}, "--no-reflect: --graph codeact has no Reflect step"),
+    ("reflexion", {"max_reflections": 2}, "--max-reflections: --graph reflexion has no Reflect step"),
+    ("cot", {"tools": "Retrieve"}, "--tools: --graph cot has no tools"),
+    ("plan_solve", {"max_steps": 3}, "--max-steps: --graph plan_solve has no tool steps"),
+    ("codeact", {"mode": "one_pass"}, "--mode: --graph codeact has no planning mode"),
+])
+def test_an_option_the_graph_does_not_have_is_refused(graph, option, refusal):
+    with pytest.raises(SystemExit, match=re.escape(refusal)):
+        commands.context_from_args(_args(graph=graph, **option), None)
+
+
+def test_each_graph_gets_its_own_context():
+    assert commands.context_from_args(_args(graph="codeact", max_steps=3), None) == {"task": "demo", "max_steps": 3}
+    # CodeActContext: in the terminal chat a plain answer ends the episode (ReactContext has no such field)
+    assert commands.context_from_args(_args(graph="codeact"), None, chat=True) == {
+        "task": "demo", "plain_answer_ends": True}
+    assert commands.context_from_args(_args(graph="react"), None, chat=True) == {"task": "demo"}
+    assert commands.context_from_args(_args(graph="reflexion", max_steps=4), None) == {"task": "demo", "max_steps": 4}
+
+
+def test_a_wrong_option_fails_before_a_model_server_starts(monkeypatch, tmp_path):
+    monkeypatch.setattr(commands, "model_endpoint", lambda *a, **k: pytest.fail("a model server was started"))
+    with pytest.raises(SystemExit, match="--tools: --graph cot has no tools"):
+        main(["ask", "Why?", "--graph", "cot", "--tools", "Retrieve", "--run", str(tmp_path / "run")])

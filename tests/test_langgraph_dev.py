@@ -1,6 +1,7 @@
 """The graphs under ``langgraph dev`` (the LangGraph Studio server), driven with the
-LangGraph SDK against a real vLLM server: assistants, context schema, threads, a run
-of the group graph to its end, streamed events."""
+LangGraph SDK against a real vLLM server: assistants (the project's graphs and the
+baselines), context schemas, threads, a run of the group graph to its end, streamed
+events."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from autoact.graph.baselines import ReflexionContext
+from autoact.graph.codeact import CodeActContext
 from autoact.graph.context import GroupContext, ReactContext
 from live_servers import QUIET_ENV, AppProcess, local_port, vllm_endpoint
 
@@ -58,12 +61,19 @@ def demo_question():
     return load_task("demo").instances[0].question
 
 
-def test_assistants_list_both_graphs(client):
+#: Every graph of langgraph.json, with its context schema.
+GRAPH_SCHEMAS = {
+    "group": GroupContext, "react": ReactContext, "codeact": CodeActContext,
+    "cot": ReactContext, "plan_solve": ReactContext, "reflexion": ReflexionContext,
+}
+
+
+def test_assistants_list_every_graph(client):
     assistants = client.assistants.search(limit=20)
-    assert {a["graph_id"] for a in assistants} >= {"group", "react", "codeact"}
+    assert {a["graph_id"] for a in assistants} >= set(GRAPH_SCHEMAS)
 
 
-@pytest.mark.parametrize("graph_id, schema", [("group", GroupContext), ("react", ReactContext)])
+@pytest.mark.parametrize("graph_id, schema", GRAPH_SCHEMAS.items())
 def test_context_schema_shows_every_field_with_its_description(client, graph_id, schema):
     assistant = next(a for a in client.assistants.search(graph_id=graph_id))
     schemas = client.assistants.get_schemas(assistant["assistant_id"])
