@@ -20,6 +20,17 @@ in (a) and (b): an episode is a chain of calls, so between two calls it holds no
 request (its tool runs), and the last episodes of a run go on alone. Without ``--base-url`` a server is started
 for the run (with the adapters the method needs) and stopped at the end. Results
 also go to ``--json`` (default: OUT/throughput.json).
+
+It also prints the client's CPU time per model call in (b) and (c): the CPU time of
+this process during the loop (all its threads; the server is another process) over
+the loop's model calls. On a machine whose cores the server shares, that time is
+taken from the server. (b) also runs the callback that records its requests and the
+process's first-run work (lazy imports). And, where the server exposes vLLM's
+Prometheus counters at ``/metrics`` (at the server root, not under /v1), the
+prefix-cache hit rate of the prompt tokens in (b) and in (c); (c) asks the same
+questions again, so its prompts may hit what (b) left in the cache. "n/a" where the
+counters are absent (a vLLM server started with ``--disable-log-stats``, as autoact
+starts its servers, has none).
 """
 
 from __future__ import annotations
@@ -27,26 +38,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from langchain_core.callbacks import BaseCallbackHandler
 
-from autoact.eval.runner import eval_endpoint, plan_eval, run_methods
-from autoact.serving.endpoint import api_key_from_env
+from autoact.eval.runner import eval_endpoint, method_file, plan_eval, run_methods
+from autoact.serving.endpoint import api_key_from_env, auth_headers, tls_context
 from autoact.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "hotpotqa" / "easy.jsonl"
 ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+#: vLLM's prefix-cache counters (prompt tokens looked up, and found cached), current
+#: name first: Prometheus exposes a counter as ``<name>_total``; earlier V1 engines named
+#: them ``gpu_prefix_cache_*``, and the V0 engine had only a hit-rate gauge.
+CACHE_COUNTERS = {
+    kind: [f"vllm:{gpu}prefix_cache_{kind}{total}" for gpu in ("", "gpu_") for total in ("_total", "")]
+    for kind in ("queries", "hits")
+}
+CACHE_GAUGE = "vllm:gpu_prefix_cache_hit_rate"
+#: One sample line of the Prometheus text format: name, optional {labels}, value.
+SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{.*\})?\s+(\S+)")
 
 
 class RequestRecorder(BaseCallbackHandler):
     """Every request the graphs send (model, chat messages or transcript prompt, extra
     body) and the number of tokens the server generated for it."""
+
+    # model calls only: LangChain then skips this handler for the graph's other events,
+    # which would add to the loop's CPU time in (b)
+    ignore_chain = ignore_agent = ignore_retriever = ignore_retry = ignore_custom_event = True
 
     def __init__(self) -> None:
         self.pending: dict[Any, dict[str, Any]] = {}
@@ -130,6 +157,68 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
     }
 
 
+def parse_cache_metrics(text: str) -> dict[str, float]:
+    """``queries`` and ``hits`` (each summed over its label sets: one per engine and
+    model), else ``hit_rate`` from the old gauge; {} when the text has neither."""
+    sums: dict[str, float] = {}
+    wanted = {*CACHE_COUNTERS["queries"], *CACHE_COUNTERS["hits"], CACHE_GAUGE}
+    for line in text.splitlines():
+        sample = SAMPLE.match(line.strip())
+        if sample and sample[1] in wanted:
+            try:
+                sums[sample[1]] = sums.get(sample[1], 0.0) + float(sample[2])
+            except ValueError:
+                continue
+    counters = {kind: next((sums[n] for n in names if n in sums), None) for kind, names in CACHE_COUNTERS.items()}
+    if None not in counters.values():
+        return counters
+    return {"hit_rate": sums[CACHE_GAUGE]} if CACHE_GAUGE in sums else {}
+
+
+def cache_metrics(base_url: str) -> dict[str, float]:
+    """The server's prefix-cache figures now ({} when it has no /metrics or no such figures)."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        response = httpx.get(root + "/metrics", headers=auth_headers(), timeout=10.0, verify=tls_context())
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return {}
+    return parse_cache_metrics(response.text)
+
+
+def hit_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """Hits over queries between two readings of the counters; the gauge's last value
+    where there are no counters; None without either (or without queries)."""
+    if "queries" in before and "queries" in after:
+        queried = after["queries"] - before["queries"]
+        return round((after["hits"] - before["hits"]) / queried, 4) if queried > 0 else None
+    return after.get("hit_rate")
+
+
+def model_calls(plan) -> int:
+    """Model calls of a loop's questions, as their records count them."""
+    lines = method_file(plan.out_dir, plan.methods[0].name).read_text().splitlines()
+    return sum(int(json.loads(line).get("calls") or 0) for line in lines if line.strip())
+
+
+async def timed_loop(plan, url: str, concurrency: int, callbacks: list | None = None) -> dict[str, Any]:
+    """One eval loop: its figures, this process's CPU time per model call and the
+    prefix-cache hit rate over it."""
+    cache_before = cache_metrics(url)
+    cpu = time.process_time()
+    run = await run_methods(plan, url, concurrency, callbacks=callbacks)
+    cpu = time.process_time() - cpu
+    figures = loop_figures(next(iter(run.values())))
+    calls = model_calls(plan)
+    figures.update({
+        "model_calls": calls,
+        "client_cpu_s": round(cpu, 3),
+        "client_cpu_ms_per_call": round(1000 * cpu / calls, 2) if calls else None,
+        "prefix_cache_hit_rate": hit_rate(cache_before, cache_metrics(url)),
+    })
+    return figures
+
+
 def loop_figures(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("done", "failed", "completion_tokens", "seconds", "tokens_per_s", "items_per_min")
     return {k: run[k] for k in keys}
@@ -138,15 +227,13 @@ def loop_figures(run: dict[str, Any]) -> dict[str, Any]:
 async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
     recorder = RequestRecorder()
     print(f"(b) eval loop, concurrency {concurrency} …", file=sys.stderr)
-    b = await run_methods(plan_c, url, concurrency, callbacks=[recorder])
-    b = loop_figures(next(iter(b.values())))
+    b = await timed_loop(plan_c, url, concurrency, callbacks=[recorder])
     # requests in flight on average: below C when episodes wait on tools or the last ones run alone
     b["mean_in_flight"] = round(sum(r["seconds"] for r in recorder.requests) / b["seconds"], 2)
     print(f"(a) raw replay of {len(recorder.requests)} requests, concurrency {concurrency} …", file=sys.stderr)
     a = await replay(url, recorder.requests, concurrency)
     print("(c) eval loop, concurrency 1 …", file=sys.stderr)
-    c = await run_methods(plan_1, url, 1)
-    c = loop_figures(next(iter(c.values())))
+    c = await timed_loop(plan_1, url, 1)
     prompt_tokens = [r["prompt_tokens"] for r in recorder.requests]
     return {
         "a_raw": a,
@@ -162,10 +249,20 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
     }
 
 
+def per_call(loop: dict[str, Any]) -> str:
+    if loop["client_cpu_ms_per_call"] is None:
+        return "n/a (no model calls)"
+    return f"{loop['client_cpu_ms_per_call']:.1f} ms ({loop['client_cpu_s']} s over {loop['model_calls']} calls)"
+
+
+def percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.1f} %"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--benchmark", default="hotpotqa")
-    p.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)])
+    p.add_argument("--data", nargs="+", help=f"data files (hotpotqa default: {DEFAULT_DATA}; demo brings its own)")
     p.add_argument("--method", default="react", help="the method whose loop is measured (default react)")
     p.add_argument("--questions", type=int, default=16, help="questions (per level) in each loop run")
     p.add_argument("--concurrency", type=int, default=8)
@@ -177,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the figures here (default: OUT/throughput.json)")
     args = p.parse_args(argv)
 
-    for path in args.data:
+    data = args.data or ([str(DEFAULT_DATA)] if args.benchmark == "hotpotqa" else None)
+    for path in data or []:
         if not Path(path).exists():
             print(f"data not found: {path} (pass --data)", file=sys.stderr)
             return 2
@@ -185,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.config, **overrides)
     out = Path(args.out or tempfile.mkdtemp(prefix="eval-throughput-"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    common = dict(data=args.data, limit=args.questions, max_steps=args.max_steps)
+    common = dict(data=data, limit=args.questions, max_steps=args.max_steps)
     # fresh directories: a resumed loop would skip its questions
     plan_c = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c{args.concurrency}", **common)
     plan_1 = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c1", **common)
@@ -210,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(c) eval loop, concurrency 1:  {c['tokens_per_s']:8.1f} tokens/s "
           f"({c['completion_tokens']} tokens in {c['seconds']} s)")
     print(f"(b)/(a) = {figures['b_over_a']}   (b)/(c) = {figures['b_over_c']}")
+    print(f"client CPU per model call: (b) {per_call(b)}, (c) {per_call(c)}")
+    print(f"prefix-cache hit rate (prompt tokens): (b) {percent(b['prefix_cache_hit_rate'])}, "
+          f"(c) {percent(c['prefix_cache_hit_rate'])}")
     print(f"figures: {path}")
     return 0
 

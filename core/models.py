@@ -20,7 +20,7 @@ import openai
 from langchain_openai import ChatOpenAI, OpenAI
 
 from autoact.serving import vllm_server
-from autoact.serving.endpoint import api_key_from_env
+from autoact.serving.endpoint import api_key_from_env, tls_context
 from autoact.serving.vllm_server import ServerError
 from autoact.settings import BASE_MODEL_NAME, ROLES, Settings
 
@@ -185,6 +185,18 @@ class EndpointOpenAI(_NamesItsEndpoint, OpenAI):
     """The completions client of a role (transcript prompts)."""
 
 
+def _endpoint_and_model(role: str, settings: Settings, base_url: str | None,
+                        served: list[str] | None) -> tuple[str, str]:
+    """(endpoint URL, served model name) of a role; ``served`` is fetched when not given,
+    which also checks that the server answers."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles are {list(ROLES)}")
+    url = (base_url or endpoint_url(settings)).rstrip("/")
+    if served is None:
+        served = served_models(url)
+    return url, role_model_name(role, settings, served)
+
+
 def completion_model(
     role: str,
     settings: Settings,
@@ -194,12 +206,14 @@ def completion_model(
 ) -> EndpointOpenAI:
     """The completions client for ``role``: the same model choice and sampling as
     :func:`chat_model`, for prompts that are one text (no chat template)."""
-    chat = chat_model(role, settings, base_url, served, **overrides)
+    url, model = _endpoint_and_model(role, settings, base_url, served)
     sampling = settings.sampling_for(role).model_copy(update=overrides)
     return EndpointOpenAI(
-        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s),
-        model=chat.model_name,
-        base_url=chat.openai_api_base,
+        # HTTP clients of its own, as chat_model's
+        http_client=openai.DefaultHttpxClient(timeout=settings.request_timeout_s, verify=tls_context()),
+        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s, verify=tls_context()),
+        model=model,
+        base_url=url,
         api_key=api_key_from_env() or "EMPTY",  # AUTOACT_API_KEY, when the server needs one
         temperature=sampling.temperature,
         top_p=sampling.top_p,
@@ -225,18 +239,16 @@ def chat_model(
     checks that the server answers. ``overrides`` replace sampling fields
     (temperature, max_tokens, stop, top_p, seed).
     """
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}; roles are {list(ROLES)}")
-    url = (base_url or endpoint_url(settings)).rstrip("/")
-    if served is None:
-        served = served_models(url)
+    url, model = _endpoint_and_model(role, settings, base_url, served)
     sampling = settings.sampling_for(role).model_copy(update=overrides)
     return EndpointChatOpenAI(
         # an async HTTP client of its own: langchain-openai otherwise shares one per
         # URL across the process, and it breaks ("Event loop is closed") when a second
-        # asyncio.run (e.g. synthesis, then evaluation) reaches the same endpoint
-        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s),
-        model=role_model_name(role, settings, served),
+        # asyncio.run (e.g. synthesis, then evaluation) reaches the same endpoint. Both
+        # clients on the shared TLS settings (see tls_context)
+        http_client=openai.DefaultHttpxClient(timeout=settings.request_timeout_s, verify=tls_context()),
+        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s, verify=tls_context()),
+        model=model,
         base_url=url,
         api_key=api_key_from_env() or "EMPTY",  # AUTOACT_API_KEY, when the server needs one
         temperature=sampling.temperature,

@@ -60,7 +60,22 @@ class Backend:
             return self._tasks[key]
 
     def tools(self, task: Any, context: BaseContext) -> list[dict[str, str]]:
-        """``{name, description, usage}`` of the selected tools, validated against the library."""
+        """``{name, description, usage}`` of the selected tools, validated against the
+        library; made once per task and tool selection (every node asks)."""
+        key = self._tools_key(task, context)
+        with self._lock:
+            if key in self._tasks:
+                return list(self._tasks[key][1])
+        specs = self._tool_specs(task, context)
+        with self._lock:
+            self._tasks[key] = (task, specs)  # the task is kept alive: its id is in the key
+        return list(specs)
+
+    @staticmethod
+    def _tools_key(task: Any, context: BaseContext) -> tuple:
+        return ("tools", id(task), tuple(context.tools) if context.tools else None)
+
+    def _tool_specs(self, task: Any, context: BaseContext) -> list[dict[str, str]]:
         library = self._fn("tool_library")(task)
         names = list(context.tools) if context.tools else list(getattr(task, "default_tools", None) or library)
         unknown = [n for n in names if n not in library]
@@ -79,6 +94,14 @@ class Backend:
                 raise TaskSetupError(f"the Python tool is offered but {exc}") from exc
         return [tool_spec(library[n]) for n in names]
 
+    def loaded(self, context: BaseContext) -> tuple[Any, list[dict[str, str]]] | None:
+        """(task, tool specs) when both are cached already, else None: a node then needs
+        no thread to get them. Read without the lock, which is held while a task loads
+        (an event loop must not wait for that); a dict read is atomic."""
+        task = self._tasks.get((context.task, context.data, context.corpus))
+        entry = None if task is None else self._tasks.get(self._tools_key(task, context))
+        return None if entry is None else (task, list(entry[1]))
+
     def examples(self, task: Any, tool_names: list[str], source: str = "task") -> list[dict]:
         """Worked examples for transcript prompts, made once per task and tool set:
         from the task's seeds where it has usable ones (``source="task"``), else the
@@ -96,6 +119,13 @@ class Backend:
                     self.task_examples = task_examples
                 self._tasks[key] = self.task_examples(task, tool_names)
             return self._tasks[key]
+
+    def cached_examples(self, task: Any, tool_names: list[str], source: str = "task") -> list[dict] | None:
+        """The task's worked examples when :meth:`examples` made them already, else None
+        (read without the lock, as :meth:`loaded`)."""
+        if source == "generic":
+            return None
+        return self._tasks.get(("examples", id(task), tuple(tool_names)))
 
     # ---- instances and environments ---------------------------------------------------------
     def instance(self, data: dict[str, Any] | None, question: str) -> Any:

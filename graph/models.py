@@ -3,14 +3,15 @@
 Injected models (tests, synthesis) are used as given. Otherwise the model of a role
 comes from ``autoact.models.chat_model`` on the context's endpoint; the context may
 name the served model (an adapter) per role, and it must then be served. Clients
-and the endpoint's model list are cached per process.
+and the endpoint's model list are cached per resolver (one per graph), built once even
+when many episodes ask at the same time.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from langchain_core.language_models import BaseChatModel
 
@@ -27,7 +28,8 @@ class ModelResolver:
         self._settings = settings
         self._cache: dict[tuple, BaseChatModel] = {}
         self._served: dict[str, tuple[float, list[str]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache's dict, held briefly
+        self._building = threading.RLock()
 
     @property
     def settings(self) -> Settings:
@@ -51,6 +53,45 @@ class ModelResolver:
         self._served[url] = (now, names)
         return names
 
+    def _key(self, role: str, context: BaseContext) -> tuple:
+        """(role, endpoint, model name override, temperature, max_tokens, seed)."""
+        sampling = self.settings.sampling_for(role)
+        return (
+            role,
+            self.base_url(context),
+            model_name_override(context, role),
+            sampling.temperature if context.temperature is None else context.temperature,
+            sampling.max_tokens if context.max_tokens is None else context.max_tokens,
+            sampling.seed if context.seed is None else context.seed,
+        )
+
+    def at_hand(self, role: str, context: BaseContext) -> bool:
+        """Whether :meth:`get` needs no I/O: the model is injected, or built already for an
+        endpoint that the context or the loaded settings name (else finding the endpoint
+        may read a file)."""
+        if self.injected:
+            return True
+        if self._settings is None or not (context.base_url or self._settings.server.base_url):
+            return False
+        key = self._key(role, context)
+        with self._lock:
+            return key in self._cache
+
+    def _cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """The client under ``key``, built once: episodes that miss the cache together
+        wait for one build instead of each fetching the model list and building their own."""
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        with self._building:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            model = build()
+            with self._lock:
+                self._cache[key] = model
+            return model
+
     def get(self, role: str, context: BaseContext) -> BaseChatModel:
         if role in self.injected:
             return self.injected[role]
@@ -58,26 +99,19 @@ class ModelResolver:
             raise KeyError(f"no model injected for role {role!r} (injected: {sorted(self.injected)})")
         from autoact.models import chat_model
 
-        url = self.base_url(context)
-        name = model_name_override(context, role)
-        sampling = self.settings.sampling_for(role)
-        temperature = sampling.temperature if context.temperature is None else context.temperature
-        max_tokens = sampling.max_tokens if context.max_tokens is None else context.max_tokens
-        seed = sampling.seed if context.seed is None else context.seed
-        key = (role, url, name, temperature, max_tokens, seed)
-        with self._lock:
-            if key in self._cache:
-                return self._cache[key]
-        served = self.served(url)
-        settings = self.settings
-        if name:
-            if name not in served:
-                raise ValueError(f"the context names model {name!r} for {role}, but {url} serves {served}")
-            settings = settings.model_copy(update={"adapters": {**settings.adapters, role: name}})
-        model = chat_model(role, settings, url, served, temperature=temperature, max_tokens=max_tokens, seed=seed)
-        with self._lock:
-            self._cache[key] = model
-        return model
+        key = self._key(role, context)
+        _, url, name, temperature, max_tokens, seed = key
+
+        def build() -> BaseChatModel:
+            served = self.served(url)
+            settings = self.settings
+            if name:
+                if name not in served:
+                    raise ValueError(f"the context names model {name!r} for {role}, but {url} serves {served}")
+                settings = settings.model_copy(update={"adapters": {**settings.adapters, role: name}})
+            return chat_model(role, settings, url, served, temperature=temperature, max_tokens=max_tokens, seed=seed)
+
+        return self._cached(key, build)
 
     def get_completion(self, role: str, context: BaseContext) -> Any:
         """The completions client of a role (transcript prompts): the same served model
@@ -88,16 +122,14 @@ class ModelResolver:
 
         chat = self.get(role, context)  # resolves and checks the served model name
         key = ("completion", role, chat.openai_api_base, chat.model_name, chat.temperature, chat.max_tokens, chat.seed)
-        with self._lock:
-            if key in self._cache:
-                return self._cache[key]
-        settings = self.settings.model_copy(update={"adapters": {**self.settings.adapters, role: chat.model_name}})
-        served = self.served(chat.openai_api_base)
-        model = completion_model(role, settings, chat.openai_api_base, served, temperature=chat.temperature,
-                                 max_tokens=chat.max_tokens, seed=chat.seed)
-        with self._lock:
-            self._cache[key] = model
-        return model
+
+        def build() -> Any:
+            settings = self.settings.model_copy(update={"adapters": {**self.settings.adapters, role: chat.model_name}})
+            served = self.served(chat.openai_api_base)
+            return completion_model(role, settings, chat.openai_api_base, served, temperature=chat.temperature,
+                                    max_tokens=chat.max_tokens, seed=chat.seed)
+
+        return self._cached(key, build)
 
     def model_name(self, role: str, context: BaseContext) -> str | None:
         """The served model name a role's calls go to (None for an injected model

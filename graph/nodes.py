@@ -48,10 +48,17 @@ def last_question(messages: list[Any]) -> str:
 
 # ---- task and tools ---------------------------------------------------------------------------
 def task_and_tools(context: BaseContext, deps: Deps):
-    """(task, tool specs), loaded off the event loop (cached after the first time)."""
-    task = yield Blocking(lambda: deps.backend.task(context))
-    tools = yield Blocking(lambda: deps.backend.tools(task, context))
-    return task, tools
+    """(task, tool specs): loaded off the event loop the first time (data, corpus, index),
+    then taken from the backend's cache in place (a thread hop costs more CPU than that)."""
+    loaded = deps.backend.loaded(context)
+    if loaded is not None:
+        return loaded
+
+    def load() -> tuple[Any, list[dict[str, str]]]:
+        task = deps.backend.task(context)
+        return task, deps.backend.tools(task, context)
+
+    return (yield Blocking(load))
 
 
 def tool_names(tools: list[dict[str, str]]) -> list[str]:
@@ -80,7 +87,10 @@ def shows_examples(context: BaseContext, deps: Deps, role: str):
     for the base model (a fine-tuned adapter was trained on prompts without them)."""
     if context.worked_examples != "auto":
         return context.worked_examples == "always"
-    name = yield Blocking(lambda: deps.models.model_name(role, context))
+    if deps.models.at_hand(role, context):  # no thread hop for a model already resolved
+        name = deps.models.model_name(role, context)
+    else:
+        name = yield Blocking(lambda: deps.models.model_name(role, context))
     return name in (None, BASE_MODEL_NAME)
 
 
@@ -92,7 +102,10 @@ def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, task: A
                                    obs_chars=context.observation_chars, **extra)
     examples: list = []
     if (yield from shows_examples(context, deps, role)):
-        examples = yield Blocking(lambda: deps.backend.examples(task, tool_names(tools), context.example_source))
+        names = tool_names(tools)
+        examples = deps.backend.cached_examples(task, names, context.example_source)
+        if examples is None:
+            examples = yield Blocking(lambda: deps.backend.examples(task, names, context.example_source))
     return TRANSCRIPT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
                                      examples=examples, obs_chars=context.observation_chars, **extra)
 

@@ -38,7 +38,7 @@ from typing import Any, Iterator
 import httpx
 
 from autoact.hardware import serving_dtype
-from autoact.serving.endpoint import API_KEY_ENV, api_key_from_env, auth_headers, warn_if_exposed
+from autoact.serving.endpoint import API_KEY_ENV, api_key_from_env, auth_headers, tls_context, warn_if_exposed
 from autoact.settings import BASE_MODEL_NAME, RAW_BASE_NAME, Settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def list_models(base_url: str, timeout: float = 5.0, api_key: str | None = None)
     url = base_url.rstrip("/") + "/models"
     key = api_key or api_key_from_env()
     try:
-        response = httpx.get(url, timeout=timeout, headers=auth_headers(key))
+        response = httpx.get(url, timeout=timeout, headers=auth_headers(key), verify=tls_context())
         if response.status_code == 401:
             hint = "the API key was refused" if key else f"it requires an API key: set {API_KEY_ENV}"
             raise ServerError(f"the model server at {url} answers 401 Unauthorized: {hint}")

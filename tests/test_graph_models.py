@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from autoact.graph.context import GroupContext, ReactContext
@@ -63,3 +66,21 @@ def test_injected_models_are_used_as_given():
     with pytest.raises(KeyError, match="tool"):
         resolver.get("tool", GroupContext())
     assert resolver.call_kwargs("plan", GroupContext(), ["\n"], 99) == {"stop": ["\n"]}
+
+
+def test_concurrent_episodes_share_one_client_and_one_model_list(monkeypatch):
+    fetched = []
+
+    def slow_list_models(url, timeout=5.0):
+        fetched.append(url)
+        time.sleep(0.05)  # every episode asks while the first fetch is under way
+        return ["base"]
+
+    monkeypatch.setattr("autoact.serving.vllm_server.list_models", slow_list_models)
+    resolver = ModelResolver(settings=Settings())
+    context = ReactContext(base_url=URL)
+    assert not resolver.at_hand("meta", context)
+    with ThreadPoolExecutor(8) as pool:
+        clients = list(pool.map(lambda _: resolver.get_completion("meta", context), range(8)))
+    assert fetched == [URL] and all(c is clients[0] for c in clients)
+    assert resolver.at_hand("meta", context)

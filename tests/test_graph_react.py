@@ -158,3 +158,17 @@ def test_a_repeated_action_with_the_same_result_is_pointed_out():
     assert first["observation"] == "The Eiffel Tower is a lattice tower in Paris."
     assert second["observation"] == builders.fragment("repeated", observation=first["observation"])
     assert out["answer"] == "Seine"
+
+
+def test_the_task_and_its_tools_are_made_once_per_run():
+    task = FakeTask()
+    backend = fake_backend(task)
+    library, built = backend.tool_library, []
+    backend.tool_library = lambda t: built.append(t) or library(t)
+    meta = scripted("Thought: I need the page.\nAction: Retrieve[Eiffel Tower]",
+                    "Thought: It is the Seine.\nAction: Finish[Seine]", RIGHT)
+    graph = build_react_graph({"meta": meta}, backend=backend)
+    payload = {"messages": [HumanMessage(content=QUESTION)], "instance": GOLD}
+    out = asyncio.run(graph.ainvoke(payload, context=CONTEXT))
+    assert out["answer"] == "Seine"
+    assert (task.loads, len(built)) == (1, 1)  # not once per node
