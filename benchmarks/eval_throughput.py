@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     overrides = {"run_dir": Path(args.run)} if args.run else {}
     settings = load_settings(args.config, **overrides)
+    # a server started here keeps its engine statistics: the prefix-cache counters at /metrics
+    settings = settings.model_copy(update={"server": settings.server.model_copy(update={"log_stats": True})})
     out = Path(args.out or tempfile.mkdtemp(prefix="eval-throughput-"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = dict(data=data, limit=args.questions, max_steps=args.max_steps)

@@ -91,6 +91,11 @@ class ServerSettings(BaseModel):
     enforce_eager: bool = Field(
         True, description="skip graph compilation: starts in ~30 s instead of ~90 s on CPU"
     )
+    log_stats: bool = Field(
+        False,
+        description="vLLM's engine statistics, among them the prefix-cache counters at /metrics "
+        "(benchmarks/eval_throughput.py turns them on); off saves the server a little CPU",
+    )
     extra_args: list[str] = Field(default_factory=list)
 
 

@@ -236,8 +236,9 @@ class VLLMServer:
             "--host", s.host, "--port", str(port),
             "--dtype", serving_dtype(s.dtype), "--max-model-len", str(s.max_model_len),
             "--seed", str(self.settings.seed),
-            "--disable-log-stats",
         ]
+        if not s.log_stats:
+            cmd.append("--disable-log-stats")
         if s.enforce_eager:
             cmd.append("--enforce-eager")
         if self.lora:

@@ -190,6 +190,11 @@ def test_the_api_key_reaches_vllm_out_of_its_command_line(tmp_path, monkeypatch)
     assert VLLMServer(vllm_settings(tmp_path), "model").environment()["VLLM_API_KEY"] == "from-env"
 
 
+def test_engine_statistics_are_off_unless_asked_for(tmp_path):
+    assert "--disable-log-stats" in VLLMServer(vllm_settings(tmp_path), "model").command(8123)
+    assert "--disable-log-stats" not in VLLMServer(vllm_settings(tmp_path, log_stats=True), "model").command(8123)
+
+
 def test_starting_vllm_on_a_non_loopback_host_warns(tmp_path, capsys):
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\nexit 3\n")  # exits at once: nothing binds anything
