@@ -39,6 +39,18 @@ _ITEM = re.compile(
 MAX_ANSWER_WORDS = 12
 
 
+#: Words that do not change what a question asks ("which" and "what" ask alike).
+_FILLER = frozenset("a an the in of on at to for by is was are were did does do has had have".split())
+
+
+def question_key(question: str) -> frozenset[str]:
+    """What makes two questions the same for de-duplication: their words, normalized,
+    without filler, "which" read as "what" ("In which year was X born?" = "In what year
+    was X born?"); the question words themselves stay (who / when / where differ)."""
+    words = normalize_answer(question).split()
+    return frozenset("what" if w == "which" else w for w in words if w not in _FILLER)
+
+
 @dataclass
 class SelfInstructConfig:
     """Sizes and sampling of self-instruct (see the module docstring)."""
@@ -183,8 +195,8 @@ class SelfInstruct:
         self.evaluation = task.evaluation_questions()
         self.rounds = Journal(Path(run_dir) / ROUNDS_FILE)
         self.instances = Journal(Path(run_dir) / INSTANCES_FILE)
-        self.seen_questions = {normalize_answer(s.question) for s in task.seeds}
-        self.seen_questions |= {normalize_answer(r["question"]) for r in self.instances.records}
+        self.seen_questions = {question_key(s.question) for s in task.seeds}
+        self.seen_questions |= {question_key(r["question"]) for r in self.instances.records}
         self._lock = asyncio.Lock()
         self.excluded: list[dict[str, str]] = []
         self._seed_demos: list[tuple[str, str, str]] | None = None
@@ -255,8 +267,8 @@ class SelfInstruct:
         async with self._lock:
             for question, answer in parse_items(raw):
                 reason = reject_reason(question, answer, source_text)
-                norm_q = normalize_answer(question)
-                if reason is None and norm_q in self.seen_questions:
+                key = question_key(question)
+                if reason is None and key in self.seen_questions:
                     reason = "duplicate"
                 if reason is None:
                     restated = restates_evaluation(question, answer, self.evaluation)
@@ -269,9 +281,9 @@ class SelfInstruct:
                 if len(self.instances) >= self.config.n:
                     rejected.append({"question": question, "answer": answer, "reason": "enough instances"})
                     continue
-                self.seen_questions.add(norm_q)
+                self.seen_questions.add(key)
                 record = {
-                    "id": "si-" + stable_id(norm_q, normalize_answer(answer)),
+                    "id": "si-" + stable_id(normalize_answer(question), normalize_answer(answer)),
                     "question": question,
                     "answer": answer,
                     "meta": {"round": round_id, "source_titles": [t for t, _ in sources], "grounded": bool(sources)},

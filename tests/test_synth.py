@@ -78,6 +78,15 @@ def test_self_instruct_dedups_drops_malformed_and_stops_when_fruitless(demo, tmp
     assert all("Question:" in call[-1].content for call in model.calls)
 
 
+def test_questions_that_ask_the_same_in_other_words_are_duplicates():
+    from autoact.synth.self_instruct import question_key
+
+    assert question_key("In which year was Sabine Orlo born?") == question_key("In what year was Sabine Orlo born")
+    assert question_key("Who founded the Quillhaven Observatory?") != question_key(
+        "When was the Quillhaven Observatory founded?")
+    assert question_key("Who founded Velmora?") != question_key("Who founded Lumen Isle?")
+
+
 def test_grounded_self_instruct_records_sources_and_checks_answers(demo, tmp_path):
     model = scripted(*["Question: Which town is named in this paragraph?\nAnswer: Zzyzx"] * 3)
     config = SelfInstructConfig(n=2, k=1, grounded=True, max_fruitless_rounds=3, linked_fraction=0.0)
