@@ -18,8 +18,7 @@ from pathlib import Path
 
 from autoact.settings import Settings, load_settings
 
-#: Modules that add subcommands; a missing one is skipped, so the CLI still works
-#: while a subsystem is being built.
+#: Modules that add subcommands (each has ``register(subparsers, add_common)``).
 COMMAND_MODULES = (
     "autoact.tools.commands",
     "autoact.synth.commands",
@@ -330,13 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.set_defaults(func=cmd_learn)
 
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(sub, add_common)
+        importlib.import_module(module_name).register(sub, add_common)
     return parser
 
 

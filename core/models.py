@@ -261,10 +261,3 @@ def chat_model(
         stream_usage=True,
         extra_body={"top_k": sampling.top_k} if sampling.top_k > 0 else None,
     )
-
-
-def role_models(settings: Settings, base_url: str | None = None) -> dict[str, EndpointChatOpenAI]:
-    """One chat model per role, sharing one look-up of the served models."""
-    url = (base_url or endpoint_url(settings)).rstrip("/")
-    served = served_models(url)
-    return {role: chat_model(role, settings, url, served) for role in ROLES}

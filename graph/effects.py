@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
 import openai
@@ -71,7 +71,6 @@ class Deps:
     models: ModelResolver
     backend: Backend
     context_schema: type[BaseContext]
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Logic = Callable[[dict, BaseContext, Deps], Generator[Any, Any, Any]]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Action", "ActionError", "parse_action", "format_valid_actions", "ENV_ACTIONS"]
+__all__ = ["Action", "ActionError", "parse_action", "ENV_ACTIONS"]
 
 #: Actions handled by the environment itself rather than by a tool.
 ENV_ACTIONS = {"Finish": "Finish[answer]", "Reflect": "Reflect[right|wrong]"}
@@ -46,10 +46,6 @@ class ActionError(ValueError):
         super().__init__(message)
         self.kind = kind
         self.message = message
-
-
-def format_valid_actions(usages: Iterable[str]) -> str:
-    return ", ".join(usages)
 
 
 def _strip_wrappers(text: str) -> str:

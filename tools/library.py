@@ -23,7 +23,7 @@ from autoact.tools.index import SEARCH_MODES, get_index
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance
 
-__all__ = ["TOOL_NAMES", "INFORMATION_TOOLS", "EpisodeContext", "tool_library", "ActionTool", "tool_usage", "tool_kind"]
+__all__ = ["TOOL_NAMES", "INFORMATION_TOOLS", "EpisodeContext", "tool_library", "ActionTool", "tool_kind"]
 
 TOOL_NAMES = ("Retrieve", "Lookup", "Search", "Calculator", "Python", "Image2Text")
 NO_IMAGE = "This question has no image."
@@ -235,10 +235,6 @@ _CLASSES: dict[str, type[ActionTool]] = {
     "Python": PythonTool,
     "Image2Text": Image2TextTool,
 }
-
-
-def tool_usage(name: str) -> str:
-    return _USAGE[name][0]
 
 
 def tool_kind(name: str) -> str:

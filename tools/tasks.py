@@ -53,10 +53,6 @@ class TaskInstance:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def is_multiple_choice(self) -> bool:
-        return bool(self.choices)
-
-    @property
     def has_gold(self) -> bool:
         return self.answer is not None or "answer_index" in self.meta
 
