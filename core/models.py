@@ -19,6 +19,7 @@ import httpx
 import openai
 from langchain_openai import ChatOpenAI, OpenAI
 
+from autoact.io import atomic_write_text
 from autoact.serving import vllm_server
 from autoact.serving.endpoint import api_key_from_env, tls_context
 from autoact.serving.vllm_server import ServerError
@@ -67,8 +68,6 @@ def endpoint_file(settings: Settings) -> Path:
 
 
 def write_endpoint(settings: Settings, info: dict) -> Path:
-    from autoact.tools.io import atomic_write_text
-
     return atomic_write_text(endpoint_file(settings), json.dumps(info, indent=2))
 
 

@@ -3,10 +3,10 @@ and cost against score."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
+
+from autoact.io import atomic_file
 
 
 def _pyplot():
@@ -21,15 +21,10 @@ def _pyplot():
 def _save(fig: Any, path: Path) -> Path:
     """Write the figure beside ``path`` and rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_file(path, binary=True) as fh:
+            fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         _pyplot().close(fig)
     return path
 

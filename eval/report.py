@@ -27,7 +27,7 @@ from autoact.eval.aggregate import (
     summarize,
 )
 from autoact.eval.methods import ROUND_METHOD, UnknownMethod, method_named
-from autoact.tools.io import atomic_write_text
+from autoact.io import atomic_write_text, scan_jsonl
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -48,23 +48,13 @@ class ReportError(ValueError):
 # ---- reading ---------------------------------------------------------------------------------
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of a method file, read only: a torn last line (a run killed
-    mid-write) is skipped, a repeated id counts once."""
-    records, seen = [], set()
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(keepends=True), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            if not line.endswith("\n"):
-                break
-            raise ReportError(f"{path}:{n}: not valid JSON") from None
-        key = str(record.get("id"))
-        if key in seen:
-            continue
-        seen.add(key)
-        records.append(record)
-    return records
+    mid-write) and blank lines are skipped, a repeated id counts once; any other
+    unreadable line is an error."""
+    scan = scan_jsonl(path, key="id")
+    unreadable = [n for n in scan.bad_lines if n not in scan.blank_lines]
+    if unreadable:
+        raise ReportError(f"{path}:{unreadable[0]}: not valid JSON")
+    return scan.records
 
 
 def read_eval_dir(path: str | Path) -> dict[str, Any]:

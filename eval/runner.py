@@ -29,11 +29,12 @@ from langchain_core.messages import HumanMessage
 from autoact.concurrency import Progress, run_bounded
 from autoact.eval.aggregate import group_of, metrics_for, summarize
 from autoact.eval.methods import Method, context_schema, graph_builder, needed_adapters, resolve_methods
+from autoact.io import atomic_write_text
 from autoact.serving.vllm_server import stop_on_sigterm
 from autoact.settings import Settings
 from autoact.synth.journal import Journal
 from autoact.tools import Task, TaskInstance, load_task, tool_library
-from autoact.tools.io import atomic_write_text
+from autoact.usage import usage_totals
 
 BENCHMARKS = ("hotpotqa", "scienceqa", "custom", "demo")
 MANIFEST_FILE = "eval.json"
@@ -199,17 +200,6 @@ _stop_on_sigterm = stop_on_sigterm  # the name the tests know
 
 
 # ---- one question ------------------------------------------------------------------------------------
-def usage_totals(usage: dict[str, Any]) -> tuple[int, int, int]:
-    """(model calls, prompt tokens, completion tokens) summed over roles."""
-    calls = prompt = completion = 0
-    for u in (usage or {}).values():
-        if isinstance(u, dict):
-            calls += int(u.get("calls") or 0)
-            prompt += int(u.get("prompt_tokens") or 0)
-            completion += int(u.get("completion_tokens") or 0)
-    return calls, prompt, completion
-
-
 def step_actions(step: dict[str, Any]) -> dict[str, Any]:
     """What tells whether a step was an error turn (``aggregate.turn_errors``)."""
     return {k: step[k] for k in ("action", "argument", "status") if k in step}

@@ -23,6 +23,8 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from autoact.io import iter_json_lines
+
 AGENTS = ("plan", "tool", "reflect")
 #: The adapter of the "one agent" ablation: one adapter trained on all three agents' data.
 ONE_AGENT = "one-agent"
@@ -85,34 +87,27 @@ def read_jsonl(path: Path, require_agent: str | None = None, general: bool = Fal
     if not path.is_file():
         raise RecordError(f"{path}: no such data file")
     records: list[dict] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{where}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict) or not ("messages" in record or "prompt" in record):
-                raise RecordError(f"{where}: a record must be an object with 'messages' or 'prompt' and 'completion'")
-            if is_transcript(record):
-                validate_completion(record, where)
-                body = {"format": TRANSCRIPT, "prompt": record["prompt"], "completion": record["completion"]}
-            else:
-                validate_messages(record["messages"], where)
-                body = {"messages": record["messages"]}
-            if general:
-                record = {"id": str(record.get("id", f"general-{lineno}")), "agent": "general", **body}
-            else:
-                for key in ("id", "agent"):
-                    if not isinstance(record.get(key), str) or not record[key]:
-                        raise RecordError(f"{where}: the record has no '{key}' string")
-                if require_agent and record["agent"] != require_agent:
-                    raise RecordError(
-                        f"{where}: record for agent {record['agent']!r} in the {require_agent!r} file"
-                    )
-            records.append(record)
+    for lineno, record in iter_json_lines(path, error=RecordError):
+        where = f"{path}:{lineno}"
+        if not isinstance(record, dict) or not ("messages" in record or "prompt" in record):
+            raise RecordError(f"{where}: a record must be an object with 'messages' or 'prompt' and 'completion'")
+        if is_transcript(record):
+            validate_completion(record, where)
+            body = {"format": TRANSCRIPT, "prompt": record["prompt"], "completion": record["completion"]}
+        else:
+            validate_messages(record["messages"], where)
+            body = {"messages": record["messages"]}
+        if general:
+            record = {"id": str(record.get("id", f"general-{lineno}")), "agent": "general", **body}
+        else:
+            for key in ("id", "agent"):
+                if not isinstance(record.get(key), str) or not record[key]:
+                    raise RecordError(f"{where}: the record has no '{key}' string")
+            if require_agent and record["agent"] != require_agent:
+                raise RecordError(
+                    f"{where}: record for agent {record['agent']!r} in the {require_agent!r} file"
+                )
+        records.append(record)
     if not records:
         raise RecordError(f"{path}: the file holds no records")
     return records

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from autoact.io import atomic_write_bytes
 
 MANIFEST_NAME = "autoact-adapter.json"
 LOSS_PLOT_NAME = "loss.png"
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename over it: readers see the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, data: dict) -> Path:
-    _atomic_write_bytes(Path(path), (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
-    return Path(path)
+    return atomic_write_bytes(Path(path), (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
 
 
 def read_manifest(adapter_dir: Path) -> dict:
@@ -74,5 +61,4 @@ def plot_loss(curves: dict[str, list[dict]], path: Path, title: str = "training 
         fig.savefig(buffer, format="png")
     finally:
         plt.close(fig)
-    _atomic_write_bytes(Path(path), buffer.getvalue())
-    return Path(path)
+    return atomic_write_bytes(Path(path), buffer.getvalue())

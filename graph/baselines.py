@@ -40,6 +40,7 @@ from typing_extensions import NotRequired
 from autoact.prompts import baseline_builders as bb
 from autoact.prompts.builders import FINISH, one_line
 from autoact.settings import Settings
+from autoact.usage import merge_usage
 
 from .context import ReactContext
 from .effects import Blocking, ContextOverflow, Deps, ModelCall, current_context, dual_node
@@ -240,15 +241,6 @@ def solve(state: dict, context: ReactContext, deps: Deps):
 
 
 # ---- Reflexion -----------------------------------------------------------------------------------------
-def merge_usage(total: dict[str, dict], more: dict[str, dict]) -> dict[str, dict]:
-    """Per-role usage added up (calls and token counts)."""
-    out = {role: dict(u) for role, u in (total or {}).items()}
-    for role, u in (more or {}).items():
-        old = out.get(role) or {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "prompt_chars": 0}
-        out[role] = {k: int(old.get(k, 0)) + int(u.get(k, 0) or 0) for k in ("calls", "prompt_tokens", "completion_tokens", "prompt_chars")}
-    return out
-
-
 def reflexion_start(state: dict, context: ReflexionContext, deps: Deps):
     _, data, question = _instance(state, deps)
     return Command(goto="trial", update={

@@ -15,6 +15,7 @@ from langgraph.types import Command
 from autoact.prompts import builders, guides, transcript
 from autoact.prompts.builders import FINISH
 from autoact.settings import BASE_MODEL_NAME
+from autoact.usage import merge_usage
 
 from .context import BaseContext
 from .effects import Blocking, ContextOverflow, Deps, ModelCall
@@ -215,15 +216,14 @@ def prompt_chars(messages: list[dict[str, str]] | str) -> int:
 
 
 def record_usage(usage: dict, role: str, response: AIMessage, chars: int) -> dict:
+    """``usage`` with one call of ``role`` added (its tokens from the response's usage metadata)."""
     meta = getattr(response, "usage_metadata", None) or {}
-    old = usage.get(role) or {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "prompt_chars": 0}
-    new = {
-        "calls": old["calls"] + 1,
-        "prompt_tokens": old["prompt_tokens"] + int(meta.get("input_tokens", 0) or 0),
-        "completion_tokens": old["completion_tokens"] + int(meta.get("output_tokens", 0) or 0),
-        "prompt_chars": old["prompt_chars"] + (chars if meta.get("input_tokens") else 0),
-    }
-    return {**usage, role: new}
+    return merge_usage(usage, {role: {
+        "calls": 1,
+        "prompt_tokens": int(meta.get("input_tokens", 0) or 0),
+        "completion_tokens": int(meta.get("output_tokens", 0) or 0),
+        "prompt_chars": chars if meta.get("input_tokens") else 0,
+    }})
 
 
 def estimated_tokens(messages: list[dict[str, str]], usage: dict) -> int:

@@ -52,7 +52,9 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
+from autoact.graph.nodes import message_text
 from autoact.settings import Settings, load_settings
+from autoact.usage import usage_totals
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +82,6 @@ REACHABILITY_TTL_S = 2.0
 
 
 # ---- request and reply types ---------------------------------------------------------------
-def _message_text(message: Any) -> str:
-    content = getattr(message, "content", "")
-    if isinstance(content, list):  # content parts: keep the text ones
-        content = " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return str(content or "").strip()
-
-
 class ChatRequest(BaseModel):
     """One chat turn. The playground sends the whole conversation each time; the
     graph answers the last message and carries the earlier ones along."""
@@ -108,7 +103,7 @@ class ChatRequest(BaseModel):
         last = messages[-1]
         if last.type != "human":
             raise ValueError(f"the last message must be the user's question (type 'human'), not type {last.type!r}")
-        text = _message_text(last)
+        text = message_text(last)
         if not text:
             raise ValueError("the last message (the question) is empty")
         if len(text) > cls.max_question_chars:
@@ -151,11 +146,9 @@ def reply_message(state: dict[str, Any], graph: str) -> AIMessage:
     """The turn's answer (the AI message the graph appended) with the episode attached."""
     messages = state.get("messages") or []
     final = messages[-1] if messages and getattr(messages[-1], "type", None) == "ai" else None
-    text = _message_text(final) if final is not None else str(state.get("answer") or "")
+    text = message_text(final) if final is not None else str(state.get("answer") or "")
     episode = {key: state.get(key) for key in EPISODE_KEYS if key in state}
-    usage = state.get("usage") or {}
-    prompt = sum(int(u.get("prompt_tokens", 0)) for u in usage.values())
-    completion = sum(int(u.get("completion_tokens", 0)) for u in usage.values())
+    _, prompt, completion = usage_totals(state.get("usage") or {})
     return AIMessage(
         content=text,
         id=getattr(final, "id", None),

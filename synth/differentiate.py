@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from autoact.io import atomic_write_jsonl
 from autoact.prompts import builders, codeact, transcript
-from autoact.synth.journal import write_jsonl
 
 AGENTS = ("plan", "tool", "reflect")
 ACTION_SPACES = ("text", "code")
@@ -53,7 +53,7 @@ def differentiate(
         )
         for agent, items in records.items():
             per_agent[agent].extend(items)
-    return {agent: write_jsonl(Path(out_dir) / f"{agent}.jsonl", items) for agent, items in per_agent.items()}
+    return {agent: atomic_write_jsonl(Path(out_dir) / f"{agent}.jsonl", items) for agent, items in per_agent.items()}
 
 
 def _differentiate_code(kept: Iterable[dict[str, Any]], task_description: str, tools: Sequence[Any],
@@ -64,4 +64,4 @@ def _differentiate_code(kept: Iterable[dict[str, Any]], task_description: str, t
         for item in codeact.training_records(record["trajectory"], task_description, names, record["question"],
                                              record_id=str(record["id"]))
     ]
-    return write_jsonl(Path(out_dir) / f"{codeact.AGENT}.jsonl", items)
+    return atomic_write_jsonl(Path(out_dir) / f"{codeact.AGENT}.jsonl", items)

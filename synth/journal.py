@@ -18,7 +18,9 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+from autoact.io import scan_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -60,30 +62,9 @@ class Journal:
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return []
-        *lines, tail = self.path.read_bytes().split(b"\n")
-        if tail:  # no newline after the last line: complete if it parses, else torn
-            lines.append(tail)
-        records, seen = [], set()
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line.decode("utf-8"))
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError
-                if tail and number == len(lines):
-                    self.torn_tail = True
-                else:
-                    self.bad_lines.append(number)
-                continue
-            if not isinstance(record, dict):
-                self.bad_lines.append(number)
-                continue
-            k = record.get(self.key)
-            if k is not None and str(k) in seen:
-                self.duplicates += 1  # never count one item twice
-                continue
-            if k is not None:
-                seen.add(str(k))
-            records.append(record)
-        return records
+        scan = scan_jsonl(self.path, key=self.key)
+        self.bad_lines, self.duplicates, self.torn_tail = scan.bad_lines, scan.duplicates, scan.torn_tail
+        return scan.records
 
     def __contains__(self, key: object) -> bool:
         return str(key) in self.keys
@@ -142,18 +123,6 @@ def _parses(line: bytes) -> bool:
     except ValueError:
         return False
     return True
-
-
-def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write a whole JSONL file atomically (derived outputs, not journals)."""
-    from autoact.tools.io import atomic_file
-
-    n = 0
-    with atomic_file(path) as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def stable_id(*parts: Any, length: int = 12) -> str:

@@ -24,17 +24,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoact.io import atomic_write_jsonl, atomic_write_text
 from autoact.models import chat_model
 from autoact.settings import Settings
 from autoact.synth.differentiate import ACTION_SPACES, differentiate
 from autoact.synth.filter import filter_trajectories
 from autoact.modelhub import file_sha256
-from autoact.synth.journal import Journal, write_jsonl
+from autoact.synth.journal import Journal
 from autoact.synth.self_instruct import INSTANCES_FILE, SelfInstruct, SelfInstructConfig, load_instances
 from autoact.synth.tool_selection import TOOLS_FILE, select_tools
 from autoact.synth.trajectories import TRAJECTORIES_FILE, synthesize_trajectories
 from autoact.tools import Task, TaskInstance, load_task, tool_library
-from autoact.tools.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ async def run_synthesis(
     if "filter" in stages:
         records = Journal(run_dir / TRAJECTORIES_FILE).records
         kept, report = filter_trajectories(records, config.max_kept, config.min_reward)
-        write_jsonl(run_dir / KEPT_FILE, kept)
+        atomic_write_jsonl(run_dir / KEPT_FILE, kept)
         reports["filter"] = report
         log.info("filter: kept %d of %d trajectories", report["kept"], report["total"])
         update_manifest(run_dir, settings, config, task, "filter", report)

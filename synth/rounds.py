@@ -22,12 +22,13 @@ from typing import Any, Sequence
 from langchain_core.messages import HumanMessage
 
 from autoact.concurrency import Progress, run_bounded
+from autoact.io import atomic_write_jsonl, atomic_write_text
 from autoact.synth.differentiate import differentiate
 from autoact.synth.filter import filter_trajectories
-from autoact.synth.journal import Journal, write_jsonl
-from autoact.synth.trajectories import ERRORS_FILE, TRAJECTORIES_FILE, completion_tokens, episode_record
+from autoact.synth.journal import Journal
+from autoact.synth.trajectories import ERRORS_FILE, TRAJECTORIES_FILE, episode_record
 from autoact.tools import TaskInstance
-from autoact.tools.io import atomic_write_text
+from autoact.usage import usage_totals
 
 LEARNING_FILE = "learning.json"
 ROUND_ORIGIN = "round-{}"
@@ -88,7 +89,7 @@ async def resolve_unsolved(
         record["origin"] = ROUND_ORIGIN.format(round_number)
         record["round"] = round_number
         journal.append(record)
-        return {"kept": (record["reward"] or 0) >= 1.0, "tokens": completion_tokens(record["usage"])}
+        return {"kept": (record["reward"] or 0) >= 1.0, "tokens": usage_totals(record["usage"])[2]}
 
     try:
         await run_bounded(todo, worker, concurrency, progress)
@@ -108,7 +109,7 @@ def cut_round(
     records = Journal(Path(run_dir) / TRAJECTORIES_FILE).records
     kept, report = filter_trajectories(records, max_kept, min_reward)
     out = round_dir(run_dir, round_number)
-    write_jsonl(out / "kept.jsonl", kept)
+    atomic_write_jsonl(out / "kept.jsonl", kept)
     counts = differentiate(kept, task_description, tool_specs, out / "data", prompt_format=prompt_format)
     by_origin: dict[str, int] = {}
     for r in kept:

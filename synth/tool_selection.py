@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
+from autoact.io import atomic_write_text
 from autoact.prompts.meta import tool_selection_messages
 from autoact.tools import Task, tool_library
-from autoact.tools.io import atomic_write_text
 from autoact.tools.library import INFORMATION_TOOLS
 
 TOOLS_FILE = "tools.json"

@@ -21,6 +21,7 @@ from langchain_core.messages import HumanMessage
 from autoact.concurrency import Progress, run_bounded
 from autoact.synth.journal import Journal
 from autoact.tools import TaskInstance
+from autoact.usage import usage_totals
 
 TRAJECTORIES_FILE = "trajectories.jsonl"
 ERRORS_FILE = "trajectory_errors.jsonl"
@@ -80,15 +81,6 @@ def episode_record(
     return record
 
 
-def completion_tokens(usage: dict[str, Any]) -> int:
-    """Completion tokens summed over roles (``usage`` as the graphs record it)."""
-    total = 0
-    for value in (usage or {}).values():
-        if isinstance(value, dict):
-            total += int(value.get("completion_tokens") or value.get("output_tokens") or 0)
-    return total
-
-
 async def synthesize_trajectories(
     instances: Sequence[TaskInstance],
     graph: Any,
@@ -137,7 +129,7 @@ async def synthesize_trajectories(
             return {"failed": True}
         record = episode_record(instance, state, tools, time.perf_counter() - start, sample)
         journal.append(record)
-        return {"kept": (record["reward"] or 0) >= 1.0, "tokens": completion_tokens(record["usage"])}
+        return {"kept": (record["reward"] or 0) >= 1.0, "tokens": usage_totals(record["usage"])[2]}
 
     await run_bounded(todo, worker, concurrency, progress)
     summary = progress.summary()

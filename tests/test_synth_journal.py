@@ -1,5 +1,5 @@
 """Journals keep every readable record and never rewrite a file on load; atomic
-writes (write_jsonl, atomic_write_text) leave the old file or the whole new one."""
+writes (atomic_write_jsonl, atomic_write_text) leave the old file or the whole new one."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from autoact.synth.journal import Journal, write_jsonl
-from autoact.tools.io import atomic_write_text
+from autoact.io import atomic_write_jsonl, atomic_write_text
+from autoact.synth.journal import Journal
 
 
 def _ids(path) -> list[str]:
@@ -93,7 +93,7 @@ def test_the_torn_line_is_found_past_one_read_block(tmp_path):
 def test_write_jsonl_is_complete_and_leaves_no_temporary(tmp_path):
     target = tmp_path / "out" / "kept.jsonl"
     records = [{"id": str(i), "text": "é" * i} for i in range(50)]
-    assert write_jsonl(target, records) == 50
+    assert atomic_write_jsonl(target, records) == 50
     assert [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()] == records
     assert os.listdir(target.parent) == ["kept.jsonl"]
     umask = os.umask(0)
@@ -107,9 +107,9 @@ def _failing_records():
 
 
 @pytest.mark.parametrize("write", [
-    lambda path: write_jsonl(path, _failing_records()),
+    lambda path: atomic_write_jsonl(path, _failing_records()),
     lambda path: atomic_write_text(path, "new \ud800"),  # a lone surrogate cannot be encoded
-], ids=["write_jsonl", "atomic_write_text"])
+], ids=["atomic_write_jsonl", "atomic_write_text"])
 def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path, write):
     target = tmp_path / "kept.jsonl"
     target.write_text('{"id": "old"}\n')
@@ -128,7 +128,7 @@ def test_write_jsonl_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    write_jsonl(target, [{"id": "a"}])
+    atomic_write_jsonl(target, [{"id": "a"}])
     assert seen == [("file", False), ("folder", True)]
 
 
@@ -139,7 +139,7 @@ def test_concurrent_writers_of_one_target_do_not_clash(tmp_path):
     def writer(name: str) -> None:
         try:
             for round_ in range(40):
-                write_jsonl(target, ({"writer": name, "round": round_, "n": i} for i in range(200)))
+                atomic_write_jsonl(target, ({"writer": name, "round": round_, "n": i} for i in range(200)))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
+from autoact.io import atomic_write_jsonl, iter_json_lines
+
 __all__ = ["Paragraph", "TitleMatch", "Corpus", "split_sentences", "fold"]
 
 # A sentence ends at . ! or ? followed by whitespace and an upper-case letter,
@@ -179,16 +181,7 @@ class Corpus:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"corpus file not found: {path}")
-        paragraphs = []
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-                paragraphs.append(Paragraph.from_record(record, f"{path}:{n}"))
+        paragraphs = [Paragraph.from_record(record, f"{path}:{n}") for n, record in iter_json_lines(path)]
         if not paragraphs:
             raise ValueError(f"{path}: the corpus file holds no paragraphs")
         return cls(paragraphs, name=path.stem)
@@ -250,7 +243,5 @@ class Corpus:
 
     def to_jsonl(self, path: str | Path) -> Path:
         """Write the corpus as JSONL (atomically)."""
-        from autoact.tools.io import atomic_write_text
-
-        lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in self.paragraphs)
-        return atomic_write_text(Path(path), lines)
+        atomic_write_jsonl(Path(path), (p.to_dict() for p in self.paragraphs))
+        return Path(path)

@@ -23,8 +23,8 @@ from typing import Literal
 
 import numpy as np
 
+from autoact.io import atomic_dir, atomic_write_text
 from autoact.tools.corpus import Corpus, Paragraph
-from autoact.tools.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,6 @@ class CorpusIndex:
     def _write_meta(self) -> None:
         meta = self.dir / "corpus.json"
         if not meta.is_file():
-            from autoact.tools.io import atomic_write_text
-
             atomic_write_text(meta, json.dumps({"name": self.corpus.name, "paragraphs": len(self.corpus)}))
 
     def build(self, modes: tuple[str, ...] = ("bm25",)) -> dict[str, float]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from autoact.eval.metrics import choice_index, letter, mc_scores, qa_scores
+from autoact.io import read_json, read_jsonl
 from autoact.tools.corpus import Corpus
-from autoact.tools.io import read_json, read_jsonl, shared_data_dir
 
 __all__ = ["TaskInstance", "Task", "load_task", "TASK_NAMES", "options_line", "parse_options"]
 
@@ -163,6 +164,12 @@ def _expand(paths: list[Path], pattern: str) -> list[Path]:
         else:
             raise FileNotFoundError(f"data file not found: {p}")
     return out
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repository (tools/ lives directly under it), or ``$AUTOACT_SHARED_DATA``."""
+    named = os.environ.get("AUTOACT_SHARED_DATA")
+    return Path(named) if named else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def _default_files(folder: str, pattern: str) -> list[Path]:
