@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoact.prompts.codeact import AGENT as CODEACT_AGENT
 from autoact.settings import LearnSettings, Settings
 
 AGENTS = ("plan", "tool", "reflect")
-CODE_AGENTS = ("codeact",)
+CODE_AGENTS = (CODEACT_AGENT,)
 
 
 @dataclass

@@ -54,6 +54,7 @@ from .nodes import (
     start_logic,
     task_and_tools,
     tool_names,
+    worked_examples,
 )
 from .state import AgentState, InputState, OutputState
 
@@ -178,10 +179,10 @@ def act(state: dict, context: CodeActContext, deps: Deps):
     offered = tool_names(tools)
     examples: list = []
     if (yield from shows_examples(context, deps, ROLE)):
-        examples = prompt.default_examples(offered)
         if context.example_source == "task":  # the task's seed episodes, as code (generic where none fits)
-            episodes = yield Blocking(lambda: deps.backend.examples(task, offered, "task"))
-            examples = prompt.task_examples(episodes, offered)
+            examples = prompt.task_examples((yield from worked_examples(deps, task, offered, "task")), offered)
+        else:
+            examples = prompt.default_examples(offered)
     text = prompt.codeact_prompt(task.description, offered, state["question"], prompt.turns_of(steps),
                                  examples=examples, obs_chars=context.observation_chars)
     usage = state.get("usage", {})

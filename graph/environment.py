@@ -122,9 +122,9 @@ class Backend:
 
     def cached_examples(self, task: Any, tool_names: list[str], source: str = "task") -> list[dict] | None:
         """The task's worked examples when :meth:`examples` made them already, else None
-        (read without the lock, as :meth:`loaded`)."""
+        (read without the lock, as :meth:`loaded`); the generic ones need no making."""
         if source == "generic":
-            return None
+            return self.examples(task, tool_names, source)
         return self._tasks.get(("examples", id(task), tuple(tool_names)))
 
     # ---- instances and environments ---------------------------------------------------------

@@ -95,6 +95,15 @@ def shows_examples(context: BaseContext, deps: Deps, role: str):
     return name in (None, BASE_MODEL_NAME)
 
 
+def worked_examples(deps: Deps, task: Any, names: list[str], source: str):
+    """The task's worked examples for these tools (text actions): from the backend's
+    cache in place, made off the event loop the first time."""
+    examples = deps.backend.cached_examples(task, names, source)
+    if examples is None:
+        examples = yield Blocking(lambda: deps.backend.examples(task, names, source))
+    return examples
+
+
 def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, task: Any, tools: list[dict[str, str]],
                  question: str, history: list, reflections: list, **extra: Any):
     """The prompt of one agent call: chat messages or a transcript, per the context."""
@@ -103,10 +112,7 @@ def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, task: A
                                    obs_chars=context.observation_chars, **extra)
     examples: list = []
     if (yield from shows_examples(context, deps, role)):
-        names = tool_names(tools)
-        examples = deps.backend.cached_examples(task, names, context.example_source)
-        if examples is None:
-            examples = yield Blocking(lambda: deps.backend.examples(task, names, context.example_source))
+        examples = yield from worked_examples(deps, task, tool_names(tools), context.example_source)
     return TRANSCRIPT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
                                      examples=examples, obs_chars=context.observation_chars, **extra)
 
