@@ -29,8 +29,8 @@ process's first-run work (lazy imports). And, where the server exposes vLLM's
 Prometheus counters at ``/metrics`` (at the server root, not under /v1), the
 prefix-cache hit rate of the prompt tokens in (b) and in (c); (c) asks the same
 questions again, so its prompts may hit what (b) left in the cache. "n/a" where the
-counters are absent (a vLLM server started with ``--disable-log-stats``, as autoact
-starts its servers, has none).
+counters are absent: a vLLM server started with ``--disable-log-stats`` has none
+(autoact's servers, unless ``[server] log_stats``; the one this script starts keeps them).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from autoact.eval.runner import plan_eval, run_methods
+from autoact.eval.runner import plan_eval
+from eval_throughput import timed_loop  # the same measure as eval_throughput's (b) and (c)
 from autoact.settings import load_settings
 
 HERE = Path(__file__).resolve().parent
@@ -35,13 +35,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_once(settings, method: str, url: str, concurrency: int, out: Path, limit: int | None = None):
+def cpu_per_call(settings, method: str, url: str, concurrency: int, out: Path, limit: int | None = None) -> float:
     plan = plan_eval(settings, "demo", [method], out, limit=limit)
-    start = time.process_time()
-    asyncio.run(run_methods(plan, url, concurrency))
-    cpu = time.process_time() - start
-    records = [json.loads(line) for line in (out / f"{method}.jsonl").read_text().splitlines()]
-    return cpu, sum(r["calls"] for r in records)
+    return asyncio.run(timed_loop(plan, url, concurrency))["client_cpu_ms_per_call"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,13 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         with tempfile.TemporaryDirectory() as tmp:
             for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-                run_once(settings, method, url, args.concurrency, Path(tmp) / f"{method}-warm", limit=1)
-                per_call = []
-                for i in range(args.repeat):
-                    cpu, calls = run_once(settings, method, url, args.concurrency, Path(tmp) / f"{method}-{i}")
-                    per_call.append(1000 * cpu / calls)
-                per_call.sort()
-                print(f"{method}: {calls} calls a run; CPU ms per model call over {len(per_call)} runs: "
+                cpu_per_call(settings, method, url, args.concurrency, Path(tmp) / f"{method}-warm", limit=1)
+                per_call = sorted(cpu_per_call(settings, method, url, args.concurrency, Path(tmp) / f"{method}-{i}")
+                                  for i in range(args.repeat))
+                print(f"{method}: CPU ms per model call over {len(per_call)} runs: "
                       f"min {per_call[0]:.1f}, median {per_call[len(per_call) // 2]:.1f}, max {per_call[-1]:.1f}",
                       flush=True)
     finally:
