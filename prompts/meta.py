@@ -30,23 +30,27 @@ def self_instruct_messages(
 def grounded_messages(
     task_description: str,
     paragraphs: Sequence[tuple[str, str]],
-    demonstrations: Sequence[tuple[str, str, str]],
+    demonstrations: Sequence[tuple[str, str, str, str]],
+    request: str = "",
 ) -> list[dict[str, str]]:
     """Ask for a question answerable from ``paragraphs`` ((title, text) pairs).
 
-    ``demonstrations`` are (source paragraph, question, answer) triples, shown as
-    earlier chat turns: a small model follows worked turns far better than a rule.
+    ``demonstrations`` are (source paragraphs, question, answer, request) and are shown
+    as earlier chat turns: a small model follows worked turns far better than a rule.
+    ``request`` says what kind of question this turn wants (each demonstration shows
+    its own, so the model sees requests being followed).
     """
-    def paragraph_turn(text: str) -> dict[str, str]:
-        return {"role": "user", "content": template("self_instruct_grounded_user").substitute(paragraphs=text)}
+    def paragraph_turn(text: str, asked: str) -> dict[str, str]:
+        content = template("self_instruct_grounded_user").substitute(paragraphs=text)
+        return {"role": "user", "content": f"{content.rstrip()}\n{asked}" if asked else content}
 
     messages = [{
         "role": "system",
         "content": template("self_instruct_grounded_system").substitute(task_description=task_description.strip()),
     }]
-    for text, question, answer in demonstrations:
-        messages += [paragraph_turn(text), {"role": "assistant", "content": qa_block(question, answer)}]
-    messages.append(paragraph_turn(" ".join(f"[{title}] {text}" for title, text in paragraphs)))
+    for text, question, answer, asked in demonstrations:
+        messages += [paragraph_turn(text, asked), {"role": "assistant", "content": qa_block(question, answer)}]
+    messages.append(paragraph_turn(" ".join(f"[{title}] {text}" for title, text in paragraphs), request))
     return messages
 
 

@@ -7,6 +7,16 @@ already known). In **grounded** mode a round shows one or two linked paragraphs 
 the corpus instead and keeps only answers that occur in them, recording the source
 titles, so the questions are answerable with the offline tools.
 
+Grounded rounds steer the *spread* of what is asked: left alone, a small model asks
+"In what year…?" about almost every paragraph (57 of 60 questions in one measured
+run), and agents trained on that answer a year to everything. Each single-paragraph
+round therefore asks for the answer kind (:data:`ANSWER_KINDS`) that has the fewest
+accepted items so far, shows a worked turn of that kind, and no kind may hold more
+than ``max_kind_share`` of the instances. A linked round asks for a **bridge**
+question: it names the first paragraph's subject, and its answer is only in the
+second paragraph, whose title it does not give away — otherwise the "two-hop"
+question is answerable from one paragraph and teaches no second step.
+
 Journals (resumable): ``RUN/self_instruct_rounds.jsonl`` (every round, with its raw
 output and why items were rejected) and ``RUN/instances.jsonl`` (accepted items).
 """
@@ -15,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -64,8 +75,10 @@ class SelfInstructConfig:
     max_tokens: int = 192
     max_fruitless_rounds: int = 8
     examples_per_round: int = 3
-    #: share of grounded rounds that show two linked paragraphs (multi-hop questions)
+    #: share of grounded rounds that show two linked paragraphs (bridge questions)
     linked_fraction: float = 0.25
+    #: grounded: the most any one answer kind may hold, as a share of ``n``
+    max_kind_share: float = 0.35
 
     @property
     def sampling(self) -> dict:
@@ -94,7 +107,8 @@ _YES_NO_QUESTION = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have
 def answer_type_mismatch(question: str, answer: str) -> str | None:
     """Why the answer cannot be an answer to the question's kind, or None. Rules
     from the question word: who -> not a number; when / what year -> a year or
-    date; how many / how much -> a number; where / which place -> not a number;
+    date; how many / how much -> a number; how tall / deep / long… -> a number with
+    its unit; where / which place -> not a number;
     yes or no only for a question that starts with a verb."""
     q = " ".join(question.lower().split())
     a = answer.strip().lower()
@@ -109,8 +123,62 @@ def answer_type_mismatch(question: str, answer: str) -> str | None:
             return "a 'when' question answered without a year or date"
     if re.search(r"\bhow (many|much|long|tall|high|deep|wide|far|old)\b", q) and not has_number:
         return "a 'how many' question answered without a number"
+    if re.search(r"\bhow (long|tall|high|deep|wide|far|large|big)\b", q) and numeric_only:
+        return "a measure answered without its unit"
     if re.search(r"\b(where|in which (town|city|country|island|sea|village|region|place))\b", q) and numeric_only:
         return "a 'where' question answered with a number"
+    return None
+
+
+#: The answer kinds grounded self-instruct spreads its questions over, with the request
+#: a round shows for each (yes/no and comparisons are left out: their answers are not
+#: spans of the paragraph, so the grounding check cannot verify them).
+ANSWER_KINDS: dict[str, str] = {
+    "person": "Ask who: the answer is a person's name.",
+    "year": "Ask when: the answer is a year or a date.",
+    "place": "Ask where: the answer is a town, an island or another place.",
+    "number": "Ask how many, how tall or how large: the answer is a number with its unit.",
+    "thing": "Ask what: the answer is the name of a thing (a work, a building, an invention, a trade).",
+}
+
+_PLACE_QUESTION = re.compile(
+    r"\bwhere\b|\b(in|on|of|from|at|near|to) (which|what) (town|city|country|island|isle|sea|village|region|place|"
+    r"harbou?r|port|coast|lake|river)\b|^(which|what) (town|city|country|island|isle|sea|village|region|place)\b")
+
+
+_KIND_QUESTION = {
+    "person": re.compile(r"\bwho(m|se)?\b"),
+    "year": re.compile(r"\b(when|what year|which year|what date|which date|what century)\b"),
+    "place": _PLACE_QUESTION,
+    "number": re.compile(r"\bhow (many|much|long|tall|high|deep|wide|far|old|large|big)\b"),
+}
+
+
+def question_kind(question: str, answer: str) -> str:
+    """Which of :data:`ANSWER_KINDS` (or ``"yes/no"``) a question and answer are: the
+    question's first interrogative decides ("In which town was the cartographer who
+    sailed…" asks for a place, not a person), the answer's shape otherwise."""
+    q = " ".join(question.lower().split())
+    if answer.strip().lower() in ("yes", "no"):
+        return "yes/no"
+    found = [(m.start(), kind) for kind, pattern in _KIND_QUESTION.items() if (m := pattern.search(q))]
+    if found:
+        return min(found)[1]
+    return "number" if _NUMBER.search(answer) else "thing"
+
+
+def bridge_problem(question: str, answer: str, first: tuple[str, str], second: tuple[str, str]) -> str | None:
+    """Why a question about two linked paragraphs (``first`` mentions ``second``; both
+    (title, text)) is not a bridge question, or None. A bridge question names the
+    first paragraph's subject, does not name the second's, and its answer is in the
+    second paragraph only — so it needs both retrievals."""
+    q, a = f" {normalize_answer(question)} ", f" {normalize_answer(answer)} "
+    if f" {normalize_answer(second[0])} " in q:
+        return "names the second paragraph's subject"
+    if f" {normalize_answer(first[0])} " not in q:
+        return "does not name the first paragraph's subject"
+    if a in f" {normalize_answer(first[1])} ":
+        return "the first paragraph already answers it"
     return None
 
 
@@ -186,6 +254,43 @@ def linked_paragraphs(task: Task, rng: random.Random, linked: bool = True,
     return [(p.title, p.text) for p in chosen]
 
 
+def bridge_request(first: str, second: str) -> str:
+    """What a linked round asks for (see :func:`bridge_problem`)."""
+    return (f"Ask a two-step question: name {first}, and ask for a fact that only the paragraph about "
+            f"{second} gives, without naming {second}.")
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    """A worked grounded turn: the paragraphs shown, the question and answer written,
+    and for a bridge question the (first, second) titles."""
+
+    paragraphs: tuple[tuple[str, str], ...]
+    question: str
+    answer: str
+    bridge: tuple[str, str] | None = None
+
+    @property
+    def kind(self) -> str:
+        return question_kind(self.question, self.answer)
+
+    def turn(self) -> tuple[str, str, str, str]:
+        """(paragraphs, question, answer, request) as :func:`grounded_messages` shows it."""
+        request = bridge_request(*self.bridge) if self.bridge else ANSWER_KINDS.get(self.kind, "")
+        text = " ".join(f"[{title}] {body}" for title, body in self.paragraphs)
+        return text, self.question, self.answer, request
+
+
+def _generic_demonstrations() -> list[Demonstration]:
+    demos = []
+    for d in grounded_demonstrations():
+        parts = re.findall(r"\[([^\]]+)\]\s*([^\[]+)", d["paragraph"])
+        paragraphs = tuple((title.strip(), body.strip()) for title, body in parts)
+        bridge = (paragraphs[0][0], paragraphs[1][0]) if len(paragraphs) == 2 else None
+        demos.append(Demonstration(paragraphs, d["question"], str(d["answer"]), bridge))
+    return demos
+
+
 class SelfInstruct:
     def __init__(self, task: Task, model: Any, run_dir: Path, config: SelfInstructConfig, seed: int = 0) -> None:
         if len(task.seeds) < 2:
@@ -199,7 +304,7 @@ class SelfInstruct:
         self.seen_questions |= {question_key(r["question"]) for r in self.instances.records}
         self._lock = asyncio.Lock()
         self.excluded: list[dict[str, str]] = []
-        self._seed_demos: list[tuple[str, str, str]] | None = None
+        self._seed_demos: list[Demonstration] | None = None
 
     def examples(self, rng: random.Random) -> list[tuple[str, str]]:
         pool = [(s.question, s.answer) for s in self.task.seeds if s.answer]
@@ -211,12 +316,14 @@ class SelfInstruct:
         rng.shuffle(chosen)
         return chosen
 
-    def seed_source(self, seed: TaskInstance) -> Any:
-        """The corpus paragraph a seed was written from: its supporting title, else
-        the best search hit for its question that contains its answer."""
+    def seed_sources(self, seed: TaskInstance) -> list[Any]:
+        """The corpus paragraphs a seed was written from: its supporting titles (all of
+        them, so a two-paragraph seed is a bridge demonstration), else the best search
+        hit for its question that contains its answer."""
         titles = seed.meta.get("supporting_titles") or seed.meta.get("source_titles") or []
         if titles:
-            return self.task.corpus.get(titles[0]) if titles[0] in self.task.corpus.titles else None
+            known = [self.task.corpus.get(t) for t in titles if t in self.task.corpus.titles]
+            return known if len(known) == len(titles) else known[:1]
         from autoact.tools import get_index
 
         # a paragraph about the seed's question that states its answer; a paragraph that
@@ -227,36 +334,79 @@ class SelfInstruct:
             paragraph = getattr(hit, "paragraph", hit)
             about = set(normalize_answer(paragraph.title).split()) <= asked
             if about and answer in f" {normalize_answer(paragraph.text)} ":
-                return paragraph
-        return None
+                return [paragraph]
+        return []
 
-    def demonstrations(self, rng: random.Random) -> list[tuple[str, str, str]]:
-        """(source text, question, answer) of seeds or accepted grounded items."""
+    def _demonstration(self, paragraphs: Sequence[Any], question: str, answer: str) -> Demonstration:
+        pairs = tuple((p.title, p.text) for p in paragraphs)
+        bridge = None
+        if len(pairs) == 2 and bridge_problem(question, answer, pairs[0], pairs[1]) is None:
+            bridge = (pairs[0][0], pairs[1][0])
+        return Demonstration(pairs, question, answer, bridge)
+
+    def demonstration_pool(self) -> list[Demonstration]:
+        """The task's own worked turns: its seeds (from their paragraphs) and the items
+        accepted so far, none from a paragraph that supports an evaluation question."""
         if self._seed_demos is None:
             self._seed_demos = []
             protected = self.task.evaluation_titles()
             for seed in self.task.seeds:
-                paragraph = self.seed_source(seed) if seed.answer else None
-                if paragraph is not None and paragraph.title not in protected:
-                    self._seed_demos.append((f"[{paragraph.title}] {paragraph.text}", seed.question, seed.answer))
+                paragraphs = self.seed_sources(seed) if seed.answer else []
+                if paragraphs and not any(p.title in protected for p in paragraphs):
+                    self._seed_demos.append(self._demonstration(paragraphs, seed.question, seed.answer))
         pool = list(self._seed_demos)
         for r in self.instances.records:
             titles = r["meta"].get("source_titles") or []
-            p = self.task.corpus.get(titles[0]) if len(titles) == 1 else None
-            if p is not None:
-                pool.append((f"[{p.title}] {p.text}", r["question"], r["answer"]))
-        if len(pool) < 2:  # no seed's paragraph is in the corpus (HotpotQA's are not): generic turns
-            pool += [(d["paragraph"], d["question"], d["answer"]) for d in grounded_demonstrations()]
-        return rng.sample(pool, min(2, len(pool)))
+            if titles and all(t in self.task.corpus.titles for t in titles):
+                pool.append(self._demonstration([self.task.corpus.get(t) for t in titles], r["question"], r["answer"]))
+        return pool
+
+    def demonstrations(self, rng: random.Random, kind: str | None, bridge: bool) -> list[Demonstration]:
+        """Two worked turns; the last (nearest the model's turn) is what this round asks
+        for — a bridge question, or a question of ``kind`` — taken from the task's own
+        turns where it has one, else from the generic ones."""
+        pool, generic = self.demonstration_pool(), _generic_demonstrations()
+
+        def wanted(d: Demonstration) -> bool:
+            return d.bridge is not None if bridge else (d.bridge is None and d.kind == kind)
+
+        matching = [d for d in pool if wanted(d)] or [d for d in generic if wanted(d)]
+        last = rng.choice(matching) if matching else None
+        others = [d for d in pool if d is not last and d.bridge is None and (last is None or d.kind != last.kind)]
+        others = others or [d for d in generic if d.bridge is None and d is not last and (last is None or d.kind != last.kind)]
+        chosen = [rng.choice(others)] if others else []
+        return chosen + ([last] if last is not None else [])
+
+    def kind_counts(self) -> dict[str, int]:
+        counts = {kind: 0 for kind in ANSWER_KINDS}
+        for r in self.instances.records:
+            kind = r["meta"].get("kind") or question_kind(r["question"], r["answer"])
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    @property
+    def kind_cap(self) -> int:
+        return max(1, math.ceil(self.config.max_kind_share * self.config.n))
+
+    def target_kind(self, rng: random.Random) -> str:
+        """The answer kind with the fewest accepted items (ties broken at random)."""
+        counts = self.kind_counts()
+        fewest = min(counts[k] for k in ANSWER_KINDS)
+        return rng.choice([k for k in ANSWER_KINDS if counts[k] == fewest])
 
     async def run_round(self, index: int) -> dict[str, Any]:
         round_id = f"round-{index:05d}"
         rng = random.Random(f"{self.seed}:{round_id}")
         sources: list[tuple[str, str]] = []
+        kind: str | None = None
         if self.config.grounded:
             sources = linked_paragraphs(self.task, rng, rng.random() < self.config.linked_fraction,
                                         self.allowed_titles)
-            messages = grounded_messages(self.task.description, sources, self.demonstrations(rng))
+            bridge = len(sources) == 2
+            kind = None if bridge else self.target_kind(rng)
+            request = bridge_request(sources[0][0], sources[1][0]) if bridge else ANSWER_KINDS[kind]
+            demos = [d.turn() for d in self.demonstrations(rng, kind, bridge)]
+            messages = grounded_messages(self.task.description, sources, demos, request)
         else:
             messages = self_instruct_messages(self.task.description, self.examples(rng), self.config.k)
         reply = await self.model.ainvoke(messages, seed=self.seed * 100_003 + index)
@@ -270,13 +420,21 @@ class SelfInstruct:
                 key = question_key(question)
                 if reason is None and key in self.seen_questions:
                     reason = "duplicate"
+                why = None
+                if reason is None and len(sources) == 2:
+                    why = bridge_problem(question, answer, sources[0], sources[1])
+                    reason = "not a bridge question" if why else None
+                answer_kind = question_kind(question, answer)
+                if reason is None and self.config.grounded and self.kind_counts().get(answer_kind, 0) >= self.kind_cap:
+                    reason = f"too many '{answer_kind}' questions"
                 if reason is None:
                     restated = restates_evaluation(question, answer, self.evaluation)
                     if restated:
                         reason = "restates an evaluation question"
                         self.excluded.append({"question": question, "answer": answer, "evaluation_id": restated})
                 if reason:
-                    rejected.append({"question": question, "answer": answer, "reason": reason})
+                    rejected.append({"question": question, "answer": answer, "reason": reason,
+                                     **({"why": why} if why else {})})
                     continue
                 if len(self.instances) >= self.config.n:
                     rejected.append({"question": question, "answer": answer, "reason": "enough instances"})
@@ -286,7 +444,8 @@ class SelfInstruct:
                     "id": "si-" + stable_id(normalize_answer(question), normalize_answer(answer)),
                     "question": question,
                     "answer": answer,
-                    "meta": {"round": round_id, "source_titles": [t for t, _ in sources], "grounded": bool(sources)},
+                    "meta": {"round": round_id, "source_titles": [t for t, _ in sources], "grounded": bool(sources),
+                             "kind": answer_kind, "asked_kind": kind, "bridge": len(sources) == 2},
                 }
                 self.instances.append(record)
                 accepted.append(record["id"])
@@ -349,6 +508,8 @@ class SelfInstruct:
                     {"id": e["evaluation_id"], "question": e["question"]} for e in self.excluded
                 ],
             },
+            "kinds": self.kind_counts(),
+            "bridge_questions": sum(1 for r in self.instances.records if r["meta"].get("bridge")),
             "errors": errors[-5:],
             "completion_tokens": sum(r.get("tokens", 0) for r in self.rounds.records),
         }

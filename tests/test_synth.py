@@ -301,6 +301,8 @@ def test_an_echoing_tool_does_not_count_as_finding_the_answer():
         ("How many arches does the Saltmarch Bridge have?", "Oskar Vellin",
          "a 'how many' question answered without a number"),
         ("Where was Marek Solvi born?", "1751", "a 'where' question answered with a number"),
+        ("How tall is the Velmora Lighthouse?", "1802", "a measure answered without its unit"),
+        ("How tall is the Velmora Lighthouse?", "42 metres", None),
         ("Which town hosts the Lantern Festival?", "yes", "yes/no answer to an open question"),
         ("Is Velmora older than Saltmarch?", "yes", None),
         ("In what year was Velmora founded?", "1412", None),
@@ -404,3 +406,111 @@ def test_tool_choice_without_an_information_tool_is_augmented_and_tried(demo, tm
     record = asyncio.run(select_tools(demo, model, out, trial=search_is_worse))
     assert record["selected"] == list(demo.default_tools) and "solved more seed questions" in record["why"]
     assert json.loads((out / "tools.json").read_text())["trials"]["choice"]["seeds_solved"] == 1
+
+
+# ---- the spread of grounded questions ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "question, answer, kind",
+    [
+        ("Who designed the Velmora Lighthouse?", "Oskar Vellin", "person"),
+        ("After whom is Port Annick named?", "Annick Vey", "person"),
+        ("In which town was the cartographer who sailed on the Morning Gull born?", "Fennick", "place"),
+        ("Which town was the painter of Harbor at Dusk from?", "Quillhaven", "place"),
+        ("In what year was the founder of the Royal Academy of Ostrelle born?", "1744", "year"),
+        ("When did the Great Storm strike?", "3 October 1847", "year"),
+        ("How deep is Lake Emberlin?", "112 metres", "number"),
+        ("What is the area of Lumen Isle?", "38 square kilometres", "number"),
+        ("What did Marek Solvi invent?", "the tide clock", "thing"),
+        ("Are Eskerby and Mossgate on the same island?", "no", "yes/no"),
+    ],
+)
+def test_question_kinds_follow_the_first_question_word(question, answer, kind):
+    from autoact.synth.self_instruct import question_kind
+
+    assert question_kind(question, answer) == kind
+
+
+def test_a_bridge_question_needs_both_paragraphs():
+    from autoact.synth.self_instruct import bridge_problem
+
+    ship = ("Morning Gull", "The Morning Gull was a survey ship launched in 1798. The cartographer Ruben Asker sailed on her.")
+    person = ("Ruben Asker", "Ruben Asker was a cartographer. He was born in Fennick in 1772.")
+    q = "In which town was the cartographer who sailed on the Morning Gull born?"
+    assert bridge_problem(q, "Fennick", ship, person) is None
+    assert bridge_problem("In which town was Ruben Asker born?", "Fennick", ship, person) == \
+        "names the second paragraph's subject"
+    assert bridge_problem("In which town was the cartographer born?", "Fennick", ship, person) == \
+        "does not name the first paragraph's subject"
+    assert bridge_problem("In what year was the Morning Gull launched?", "1798", ship, person) == \
+        "the first paragraph already answers it"
+
+
+class ParagraphReader:
+    """A fake meta-model that always asks for a year of the paragraphs it is shown:
+    a model stuck on one kind of question, as the embedded one was. With two
+    paragraphs it asks, naming ``bridge_names``'s choice, for a year only the second
+    paragraph gives."""
+
+    def __init__(self, bridge_names: str = "first") -> None:
+        self.calls: list[list[dict]] = []
+        self.bridge_names = bridge_names
+
+    async def ainvoke(self, messages, **_):
+        import re
+        from types import SimpleNamespace
+
+        self.calls.append(messages)
+        shown = messages[-1]["content"].split("\n")[0]
+        parts = re.findall(r"\[([^\]]+)\]\s*([^\[]+)", shown)
+        (first, text1), second = parts[0], (parts[1] if len(parts) > 1 else None)
+        if second is None:
+            years = re.findall(r"\b1\d{3}\b", text1)
+            reply = f"Question: In what year is {first} dated?\nAnswer: {years[0]}" if years else "no idea"
+        else:
+            years = [y for y in re.findall(r"\b1\d{3}\b", second[1]) if y not in text1]
+            named = first if self.bridge_names == "first" else second[0]
+            reply = f"Question: In what year was the one linked to {named} born?\nAnswer: {years[0]}" if years else "-"
+        return SimpleNamespace(content=reply, usage_metadata={"output_tokens": 9})
+
+
+def test_grounded_rounds_ask_for_the_scarcest_kind_and_cap_each_kind(demo, tmp_path):
+    from autoact.synth.self_instruct import ANSWER_KINDS, question_kind
+
+    model = ParagraphReader()
+    config = SelfInstructConfig(n=6, k=1, grounded=True, linked_fraction=0.0, max_fruitless_rounds=6,
+                                max_kind_share=0.35)
+    report = asyncio.run(SelfInstruct(demo, model, tmp_path, config, seed=2).run(concurrency=1))
+    # a model that only asks for years fills the year kind to its cap (ceil(0.35 * 6) = 3), no further
+    assert report["kinds"]["year"] == 3 and report["instances"] == 3
+    assert report["rejected_by_reason"]["too many 'year' questions"] >= 1
+    assert {r["meta"]["kind"] for r in Journal(tmp_path / "instances.jsonl").records} == {"year"}
+    requests = [call[-1]["content"].split("\n")[-1] for call in model.calls]
+    assert set(requests) <= set(ANSWER_KINDS.values())
+    # once a year is accepted, the rounds ask for the kinds still empty, never for years again
+    asked = [next(k for k, v in ANSWER_KINDS.items() if v == r) for r in requests]
+    first_year = asked.index("year") if "year" in asked else len(asked)
+    assert "year" not in asked[first_year + 1:] and len(set(asked)) >= 4
+    # the worked turn nearest the model's turn is of the kind the round asks for
+    for call, kind in zip(model.calls, asked):
+        demo_question = call[-2]["content"].split("\n")[0].removeprefix("Question: ")
+        demo_answer = call[-2]["content"].split("\n")[1].removeprefix("Answer: ")
+        assert question_kind(demo_question, demo_answer) == kind
+
+
+def test_linked_rounds_keep_only_bridge_questions(demo, tmp_path):
+    config = SelfInstructConfig(n=2, k=1, grounded=True, linked_fraction=1.0, max_fruitless_rounds=4)
+    naming_second = ParagraphReader(bridge_names="second")
+    report = asyncio.run(SelfInstruct(demo, naming_second, tmp_path / "bad", config, seed=5).run(concurrency=1))
+    assert report["instances"] == 0 and report["rejected_by_reason"].get("not a bridge question", 0) >= 1
+    rejected = [x for r in Journal(tmp_path / "bad" / "self_instruct_rounds.jsonl").records for x in r["rejected"]]
+    assert {x.get("why") for x in rejected if x["reason"] == "not a bridge question"} == \
+        {"names the second paragraph's subject"}
+
+    bridging = ParagraphReader(bridge_names="first")
+    report = asyncio.run(SelfInstruct(demo, bridging, tmp_path / "ok", config, seed=5).run(concurrency=1))
+    records = Journal(tmp_path / "ok" / "instances.jsonl").records
+    assert report["bridge_questions"] == len(records) >= 1
+    assert all(r["meta"]["bridge"] and len(r["meta"]["source_titles"]) == 2 for r in records)
+    # the round shows a bridge turn last and asks for a two-step question
+    assert bridging.calls[0][-1]["content"].split("\n")[-1].startswith("Ask a two-step question")
+    assert bridging.calls[0][-3]["content"].split("\n")[-1].startswith("Ask a two-step question")
