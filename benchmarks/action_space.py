@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from autoact.pipeline import PipelineConfig, run_pipeline
+from autoact.app.pipeline import PipelineConfig, run_pipeline
 from autoact.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]

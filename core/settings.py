@@ -12,6 +12,7 @@ expects; an unknown key is an error too, with the closest valid key suggested.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import os
@@ -383,3 +384,21 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# ---- the options every command shares -------------------------------------------
+def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
+    overrides: dict[str, object] = {"model": getattr(args, "model", None), **extra}
+    if getattr(args, "run", None):
+        overrides["run_dir"] = Path(args.run)
+    if getattr(args, "home", None):
+        overrides["home"] = Path(args.home)
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML or TOML settings file")
+    parser.add_argument("--model", help="'embedded' (the default model), 'embedded:KEY' (see `autoact model list`), "
+                        "a local HF model folder or a hub id")
+    parser.add_argument("--run", help="run directory")
+    parser.add_argument("--home", help="cache directory (default $AUTOACT_HOME or ~/.cache/autoact)")

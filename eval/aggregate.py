@@ -25,7 +25,7 @@ import math
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
-from autoact.eval.metrics import mean
+from autoact.metrics import mean
 from autoact.prompts.builders import FINISH, format_action
 from autoact.prompts.codeact import CODE
 from autoact.tools.actions import ENV_ACTIONS, parse_action

@@ -36,7 +36,7 @@ def print_summary(result: dict[str, Any], out=sys.stdout) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
     from autoact.eval.report import write_report
     from autoact.eval.runner import run_eval
 

@@ -155,7 +155,7 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
     """An endpoint serving every adapter the methods need: the one given or configured,
     else the one ``autoact serve`` recorded, else a server started for the evaluation
     (with exactly those adapters) and stopped after it."""
-    from autoact.models import ModelServerUnreachable, endpoint_url
+    from autoact.serving.client import ModelServerUnreachable, endpoint_url
     from autoact.serving.vllm_server import ServerError, list_models
 
     url = base_url or settings.server.base_url

@@ -10,7 +10,7 @@ from autoact.finetune.records import AGENTS
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
     from autoact.finetune.serve_check import check_prompts, print_answers, serve_check
     from autoact.finetune.train import adapter_names, finetune_run
     from autoact.modelhub import resolve_model

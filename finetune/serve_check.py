@@ -46,7 +46,7 @@ def check_prompts(run_dir: Path, names: list[str]) -> dict[str, dict]:
 
 def recorded_endpoint(settings: Settings) -> str | None:
     """The endpoint to hot-load into: server.base_url, else the one ``autoact serve`` recorded."""
-    from autoact.models import endpoint_file
+    from autoact.serving.client import endpoint_file
 
     if settings.server.base_url:
         return settings.server.base_url.rstrip("/")
@@ -72,7 +72,7 @@ def hot_load(server: VLLMServer, name: str, path: Path) -> None:
 
 def _record_adapters(settings: Settings, adapters: dict[str, Path]) -> None:
     """Add hot-loaded adapters to the endpoint record of ``autoact serve``."""
-    from autoact.models import endpoint_file, write_endpoint
+    from autoact.serving.client import endpoint_file, write_endpoint
 
     path = endpoint_file(settings)
     if not path.is_file():
@@ -87,7 +87,7 @@ def ask_adapters(settings: Settings, base_url: str, prompts: dict[str, dict], ma
     from langchain_core.messages import convert_to_messages
 
     from autoact.finetune.records import is_transcript
-    from autoact.models import chat_model, completion_model
+    from autoact.serving.client import chat_model, completion_model
 
     served = list_models(base_url)
     answers = []

@@ -449,7 +449,7 @@ def plot_run_losses(run_dir: Path) -> Path | None:
 
 # ---- module entry point (python -m / deepspeed --module / accelerate launch -m) -------------
 def build_parser() -> argparse.ArgumentParser:
-    from autoact.cli import add_common
+    from autoact.settings import add_common
 
     parser = argparse.ArgumentParser(
         prog="python -m autoact.finetune.train", description="Train one LoRA adapter (see the module docstring)."
@@ -466,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
     from autoact.modelhub import resolve_model
 
     args = build_parser().parse_args(argv)

@@ -1,7 +1,7 @@
 """The chat model of each role, injected or made from the run-time context.
 
 Injected models (tests, synthesis) are used as given. Otherwise the model of a role
-comes from ``autoact.models.chat_model`` on the context's endpoint; the context may
+comes from ``autoact.serving.client.chat_model`` on the context's endpoint; the context may
 name the served model (an adapter) per role, and it must then be served. Clients
 and the endpoint's model list are cached per resolver (one per graph), built once even
 when many episodes ask at the same time.
@@ -38,12 +38,12 @@ class ModelResolver:
         return self._settings
 
     def base_url(self, context: BaseContext) -> str:
-        from autoact.models import endpoint_url
+        from autoact.serving.client import endpoint_url
 
         return (context.base_url or endpoint_url(self.settings)).rstrip("/")
 
     def served(self, url: str) -> list[str]:
-        from autoact.models import served_models
+        from autoact.serving.client import served_models
 
         now = time.monotonic()
         cached = self._served.get(url)
@@ -97,7 +97,7 @@ class ModelResolver:
             return self.injected[role]
         if self.injected:
             raise KeyError(f"no model injected for role {role!r} (injected: {sorted(self.injected)})")
-        from autoact.models import chat_model
+        from autoact.serving.client import chat_model
 
         key = self._key(role, context)
         _, url, name, temperature, max_tokens, seed = key
@@ -118,7 +118,7 @@ class ModelResolver:
         and sampling as :meth:`get`. An injected model serves both kinds of call."""
         if role in self.injected or self.injected:
             return self.get(role, context)
-        from autoact.models import completion_model
+        from autoact.serving.client import completion_model
 
         chat = self.get(role, context)  # resolves and checks the served model name
         key = ("completion", role, chat.openai_api_base, chat.model_name, chat.temperature, chat.max_tokens, chat.seed)

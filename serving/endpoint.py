@@ -110,7 +110,7 @@ def warn_if_exposed(what: str, host: str, port: int | str, api_key: str | None) 
 @contextlib.contextmanager
 def model_endpoint(settings: Settings, base_url: str | None, serve: bool) -> Iterator[str]:
     """The endpoint to use; starts a temporary server for the run when none answers."""
-    from autoact.models import ModelServerUnreachable, endpoint_url
+    from autoact.serving.client import ModelServerUnreachable, endpoint_url
     from autoact.serving.vllm_server import ServerError, list_models
 
     url = base_url or settings.server.base_url

@@ -11,7 +11,7 @@ from autoact.synth.pipeline import STAGES
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
     from autoact.serving.endpoint import model_endpoint
     from autoact.synth.pipeline import SynthesisConfig, synthesize
     from autoact.synth.self_instruct import SelfInstructConfig

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable
 
-from autoact.eval.metrics import normalize_answer_lenient as normalize
+from autoact.metrics import normalize_answer_lenient as normalize
 from autoact.tools.library import INFORMATION_TOOLS
 
 FULL_REWARD = 1.0

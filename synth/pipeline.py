@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from autoact.io import atomic_write_jsonl, atomic_write_text
-from autoact.models import chat_model
+from autoact.serving.client import chat_model
 from autoact.settings import Settings
 from autoact.synth.differentiate import ACTION_SPACES, differentiate
 from autoact.synth.filter import filter_trajectories

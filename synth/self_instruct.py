@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autoact.concurrency import Progress
-from autoact.eval.metrics import normalize_answer_lenient as normalize_answer
+from autoact.metrics import normalize_answer_lenient as normalize_answer
 from autoact.prompts.meta import grounded_demonstrations, grounded_messages, self_instruct_messages
 from autoact.synth.journal import Journal, stable_id
 from autoact.tools import Task, TaskInstance

@@ -19,9 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 
-from autoact.cli import build_parser, main
-from autoact.serving.chat_app import ChatTurn, create_app, graph_contexts
-from autoact.serving.commands import context_from_args
+from autoact.app.cli import build_parser, main
+from autoact.app.chat_app import ChatTurn, create_app, graph_contexts
+from autoact.app.chat_commands import context_from_args
 from graph_fakes import CONTEXT, QUESTION, ScriptedChatModel, fake_backend
 from live_servers import AppProcess, local_port, vllm_endpoint
 
@@ -326,7 +326,7 @@ def chat_server(vllm_url, tmp_path_factory):
     """``autoact serve-chat`` on a free port, for the module; stopped by process group."""
     tmp = tmp_path_factory.mktemp("serve-chat")
     port = local_port()
-    cmd = [sys.executable, "-m", "autoact.cli", "serve-chat", "--base-url", vllm_url, "--no-serve",
+    cmd = [sys.executable, "-m", "autoact.app.cli", "serve-chat", "--base-url", vllm_url, "--no-serve",
            "--port", str(port), "--run", str(tmp / "run"), *APP_OPTIONS]
     app = AppProcess(cmd, tmp / "serve-chat.log", cwd=tmp)
     try:

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
-from autoact.serving.chat_app import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app, json_depth
+from autoact.app.chat_app import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, create_app, json_depth
 from autoact.serving.endpoint import API_KEY_ENV
 from autoact.serving.vllm_server import ServerError, list_models
 from graph_fakes import CONTEXT, QUESTION, fake_backend

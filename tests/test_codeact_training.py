@@ -116,8 +116,8 @@ def test_codeact_ft_evaluates_the_codeact_adapter():
 
 
 def test_learn_with_code_actions_trains_one_codeact_agent_and_evaluates_it():
-    from autoact.cli import build_parser, pipeline_config
-    from autoact.pipeline import PipelineConfig, _synthesis_config
+    from autoact.app.cli import build_parser, pipeline_config
+    from autoact.app.pipeline import PipelineConfig, _synthesis_config
 
     args = build_parser().parse_args(["learn", "--task", "demo", "--action-space", "code", "--task-questions"])
     config = pipeline_config(args, Settings(), "demo")

@@ -21,7 +21,7 @@ from autoact.eval.aggregate import (
     summarize,
     turn_errors,
 )
-from autoact.eval.metrics import (
+from autoact.metrics import (
     exact_match,
     f1_score,
     normalize_answer,

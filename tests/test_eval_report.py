@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autoact.cli import main
+from autoact.app.cli import main
 from autoact.eval.report import ReportError, build_report, fmt, read_records, write_report
 
 from eval_fakes import code, finish, step

@@ -227,7 +227,7 @@ def test_missing_adapters_are_named_never_replaced_by_the_base(settings, monkeyp
 
 def test_a_recorded_server_without_the_adapters_is_not_used(settings, monkeypatch, capsys):
     import autoact.serving.vllm_server as vllm_server
-    from autoact.models import write_endpoint
+    from autoact.serving.client import write_endpoint
 
     write_endpoint(settings, {"base_url": "http://127.0.0.1:9/v1"})
     monkeypatch.setattr(vllm_server, "list_models", lambda url, timeout=5.0: ["base"])
@@ -241,7 +241,7 @@ def test_a_recorded_server_without_the_adapters_is_not_used(settings, monkeypatc
 
 
 def test_no_server_and_no_serve_is_a_clear_error(settings):
-    from autoact.models import ModelServerUnreachable
+    from autoact.serving.client import ModelServerUnreachable
 
     with pytest.raises(ModelServerUnreachable, match="no model server answers"):
         with eval_endpoint(settings, [METHODS["react"]], serve=False):

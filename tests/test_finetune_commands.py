@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoact.cli import build_parser, main
+from autoact.app.cli import build_parser, main
 
 
 def test_finetune_is_registered_with_its_flags(tmp_path):

@@ -19,7 +19,7 @@ from autoact.finetune.config import FinetuneConfig
 from autoact.finetune.masking import encode_example
 from autoact.finetune.serve_check import serve_check
 from autoact.finetune.train import finetune_run, load_tokenizer
-from autoact.models import chat_model
+from autoact.serving.client import chat_model
 from autoact.serving.vllm_server import ServerError, VLLMServer, list_models
 from autoact.settings import BASE_MODEL_NAME, Settings
 
@@ -200,7 +200,7 @@ def test_serve_check_starts_and_stops_its_own_server(trained, real_settings, emb
 
 
 def test_cli_trains_three_adapters_and_checks_them_served(tmp_path, server, monkeypatch, capsys):
-    from autoact.cli import main
+    from autoact.app.cli import main
 
     run = write_run(tmp_path / "run", per_agent=3)
     monkeypatch.setenv("AUTOACT_SERVER__BASE_URL", server.base_url)
@@ -216,7 +216,7 @@ def test_cli_trains_three_adapters_and_checks_them_served(tmp_path, server, monk
 
 
 def test_transcript_round_trip_on_the_completions_endpoint(trained_transcript, server, real_settings, embedded_model):
-    from autoact.models import completion_model
+    from autoact.serving.client import completion_model
 
     record = trained_transcript["record"]
     tokenizer = load_tokenizer(embedded_model)

@@ -11,7 +11,7 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage
 
-from autoact.cli import main
+from autoact.app.cli import main
 from autoact.graph import build_group_graph, build_react_graph
 from autoact.prompts import builders, transcript
 from autoact.serving.vllm_server import VLLMServer

@@ -2,7 +2,7 @@
 
 import pytest
 
-from autoact.eval.metrics import (
+from autoact.metrics import (
     accuracy,
     choice_index,
     exact_match,

@@ -16,7 +16,7 @@ import pytest
 
 from autoact.graph.context import ReactContext
 from autoact.graph.models import ModelResolver
-from autoact.models import QUOTED_CHARS, ModelServerBadAnswer, chat_model, completion_model
+from autoact.serving.client import QUOTED_CHARS, ModelServerBadAnswer, chat_model, completion_model
 from autoact.settings import Settings
 
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>" + "proxy says no " * 40 + "</body></html>"

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from autoact.cli import main
-from autoact.models import ModelServerUnreachable, chat_model, endpoint_file, role_model_name
+from autoact.app.cli import main
+from autoact.serving.client import ModelServerUnreachable, chat_model, endpoint_file, role_model_name
 from autoact.serving.endpoint import API_KEY_ENV, exposure_warning, is_loopback
 from autoact.serving.vllm_server import (
     ServerError, VLLMServer, boot_id, free_port, list_models, process_identity, process_start_time,
@@ -224,7 +224,7 @@ def no_server(url):
 def test_serve_chat_warns_and_passes_the_key(monkeypatch, capsys):
     import uvicorn
 
-    import autoact.serving.chat_app as chat_app
+    import autoact.app.chat_app as chat_app
     import autoact.serving.endpoint as endpoint
 
     made, ran = [], []
@@ -246,7 +246,7 @@ def test_serve_chat_warns_and_passes_the_key(monkeypatch, capsys):
 
 
 def test_serve_takes_host_and_api_key(monkeypatch, capsys):
-    import autoact.cli as cli
+    import autoact.app.cli as cli
 
     started = []
 

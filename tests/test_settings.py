@@ -64,7 +64,7 @@ def test_bad_values_are_refused(monkeypatch):
 
 
 def test_paper_profile_sets_the_published_recipe(repo_root):
-    from autoact.pipeline import PipelineConfig, _synthesis_config, finetune_config
+    from autoact.app.pipeline import PipelineConfig, _synthesis_config, finetune_config
 
     settings = load_settings(repo_root / "configs" / "paper.toml")
     s = settings.sampling
@@ -86,7 +86,7 @@ def test_paper_profile_sets_the_published_recipe(repo_root):
 
 
 def test_demo_flags_set_the_learn_sizes(tmp_path):
-    from autoact.cli import build_parser, learn_settings, settings_from_args
+    from autoact.app.cli import build_parser, learn_settings, settings_from_args
 
     args = build_parser().parse_args(["demo", "--run", str(tmp_path), "--learning-rate", "5e-4", "--epochs", "3",
                                       "--all-layers", "--instances", "12"])
@@ -96,8 +96,8 @@ def test_demo_flags_set_the_learn_sizes(tmp_path):
 
 
 def test_learn_with_task_questions_passes_the_training_file_to_synthesis(tmp_path):
-    from autoact.cli import build_parser, pipeline_config
-    from autoact.pipeline import _synthesis_config
+    from autoact.app.cli import build_parser, pipeline_config
+    from autoact.app.pipeline import _synthesis_config
 
     def synthesis_of(argv):
         args = build_parser().parse_args(argv)

@@ -29,7 +29,7 @@ def base_server(real_settings, embedded_model):
 
 
 def synthesize(run: Path, base_url: str, *args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "autoact.cli", "synthesize", *args, "--run", str(run), "--base-url", base_url,
+    cmd = [sys.executable, "-m", "autoact.app.cli", "synthesize", *args, "--run", str(run), "--base-url", base_url,
            "--no-serve"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

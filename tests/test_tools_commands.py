@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autoact.cli import main
+from autoact.app.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ __all__ = ["register"]
 
 
 def _settings(args: argparse.Namespace):
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
 
     return settings_from_args(args)
 

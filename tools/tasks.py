@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from autoact.eval.metrics import choice_index, letter, mc_scores, qa_scores
+from autoact.metrics import choice_index, letter, mc_scores, qa_scores
 from autoact.io import read_json, read_jsonl
 from autoact.tools.corpus import Corpus
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from autoact.eval.metrics import normalize_answer
+from autoact.metrics import normalize_answer
 from autoact.prompts.builders import DEFAULT_OBS_CHARS, FINISH, default_examples, truncate
 from autoact.tools.library import tool_library
 from autoact.tools.tasks import Task, TaskInstance

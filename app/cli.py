@@ -1,8 +1,8 @@
 """The ``autoact`` command line.
 
-Each subsystem registers its own commands (``register(subparsers)`` in its
-``commands`` module), so this file only wires them together and holds the
-commands of the foundation: ``model``, ``serve`` and ``demo``.
+Each stage package registers its own commands (``register(subparsers, add_common)``
+in its ``commands`` module), so this file only wires them together and holds the
+commands that span stages: ``model``, ``serve*``, ``learn`` and ``demo``.
 """
 
 from __future__ import annotations
@@ -16,34 +16,17 @@ import sys
 import time
 from pathlib import Path
 
-from autoact.settings import Settings, load_settings
+from autoact.settings import Settings, add_common, load_settings, settings_from_args
 
 #: Modules that add subcommands (each has ``register(subparsers, add_common)``).
 COMMAND_MODULES = (
     "autoact.tools.commands",
     "autoact.synth.commands",
     "autoact.finetune.commands",
-    "autoact.graph.commands",
+    "autoact.app.ask_commands",
     "autoact.eval.commands",
-    "autoact.serving.commands",
+    "autoact.app.chat_commands",
 )
-
-
-def settings_from_args(args: argparse.Namespace, **extra: object) -> Settings:
-    overrides: dict[str, object] = {"model": getattr(args, "model", None), **extra}
-    if getattr(args, "run", None):
-        overrides["run_dir"] = Path(args.run)
-    if getattr(args, "home", None):
-        overrides["home"] = Path(args.home)
-    return load_settings(getattr(args, "config", None), **overrides)
-
-
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML or TOML settings file")
-    parser.add_argument("--model", help="'embedded' (the default model), 'embedded:KEY' (see `autoact model list`), "
-                        "a local HF model folder or a hub id")
-    parser.add_argument("--run", help="run directory")
-    parser.add_argument("--home", help="cache directory (default $AUTOACT_HOME or ~/.cache/autoact)")
 
 
 # ---- model -------------------------------------------------------------------
@@ -94,7 +77,7 @@ def parse_adapter_specs(specs: list[str]) -> dict[str, Path]:
 
 def start_server(settings: Settings, adapters: dict[str, Path] | None = None, lora: bool | None = None):
     """Start (or attach to) the server for these settings; records the endpoint."""
-    from autoact.models import write_endpoint
+    from autoact.serving.client import write_endpoint
     from autoact.modelhub import resolve_model
     from autoact.serving.vllm_server import VLLMServer, run_adapters
 
@@ -148,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_serve_stop(args: argparse.Namespace) -> int:
     """Stop the recorded server, only once its pid is shown to still be that server."""
-    from autoact.models import endpoint_file
+    from autoact.serving.client import endpoint_file
     from autoact.serving.vllm_server import NotOurProcess, stop_recorded_server
 
     settings = settings_from_args(args)
@@ -171,7 +154,7 @@ def cmd_serve_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_load(args: argparse.Namespace) -> int:
-    from autoact.models import endpoint_url
+    from autoact.serving.client import endpoint_url
     from autoact.serving.vllm_server import VLLMServer
 
     settings = settings_from_args(args)
@@ -212,7 +195,7 @@ def learn_settings(settings: Settings, args: argparse.Namespace):
 
 def pipeline_config(args: argparse.Namespace, settings: Settings, task: str):
     """The learning run the ``learn`` / ``demo`` flags describe."""
-    from autoact.pipeline import PipelineConfig
+    from autoact.app.pipeline import PipelineConfig
 
     code = getattr(args, "action_space", "text") == "code"
     return PipelineConfig(
@@ -225,7 +208,7 @@ def pipeline_config(args: argparse.Namespace, settings: Settings, task: str):
 
 
 def cmd_learn(args: argparse.Namespace, task: str | None = None) -> int:
-    from autoact.pipeline import run_pipeline
+    from autoact.app.pipeline import run_pipeline
 
     settings = settings_from_args(args)
     task = task or args.task

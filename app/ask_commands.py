@@ -186,7 +186,7 @@ def _stderr_progress(node: str) -> None:
 
 # ---- commands -------------------------------------------------------------------------------------
 def cmd_ask(args: argparse.Namespace) -> int:
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
 
     if not args.question.strip():
         raise SystemExit("the question is empty")
@@ -215,7 +215,7 @@ CHAT_HELP = "commands: /trajectory (last episode), /new (new thread), /quit"
 
 
 def cmd_chat(args: argparse.Namespace, input_fn: Callable[[str], str] = input) -> int:
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
 
     settings = settings_from_args(args)
     thread = args.thread or uuid.uuid4().hex[:12]

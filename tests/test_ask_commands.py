@@ -10,9 +10,9 @@ import re
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from autoact.cli import build_parser, main
+from autoact.app.cli import build_parser, main
 from autoact.eval.methods import graph_builder
-from autoact.graph import commands
+from autoact.app import ask_commands as commands
 from graph_fakes import QUESTION, fake_backend, scripted
 
 RIGHT = "Thought: Supported.\nAction: Reflect[right]"

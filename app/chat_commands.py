@@ -40,9 +40,9 @@ def context_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_serve_chat(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from autoact.cli import settings_from_args
+    from autoact.settings import settings_from_args
     from autoact.serving.endpoint import model_endpoint, use_api_key, warn_if_exposed
-    from autoact.serving.chat_app import create_app
+    from autoact.app.chat_app import create_app
 
     settings = settings_from_args(args)
     graphs = tuple(g.strip() for g in args.graphs.split(",") if g.strip())

@@ -438,7 +438,7 @@ def model_server_check(url_of: Callable[[], str]) -> Callable[..., Any]:
     stream is sent, a failure can only be an error event inside it."""
     from starlette.concurrency import run_in_threadpool
 
-    from autoact.models import ModelServerUnreachable
+    from autoact.serving.client import ModelServerUnreachable
     from autoact.serving.vllm_server import ServerError, list_models
 
     answered_at: dict[str, float] = {}  # url -> when it last answered
@@ -494,7 +494,7 @@ def create_app(
 
     from autoact.eval.methods import context_schema, graph_builder
     from autoact.graph.environment import default_backend
-    from autoact.models import ModelServerUnreachable, endpoint_url
+    from autoact.serving.client import ModelServerUnreachable, endpoint_url
     from autoact.serving.endpoint import api_key_from_env
 
     api_key = api_key_from_env() if api_key is None else (api_key or None)
