@@ -66,7 +66,7 @@ def _stage(name: str, t0: float) -> None:
 
 
 def _synthesis_config(config: PipelineConfig, settings: Settings):
-    from autoact.synth.pipeline import SynthesisConfig
+    from autoact.synth.synthesis import SynthesisConfig
     from autoact.synth.self_instruct import SelfInstructConfig
 
     learn = config.learn
@@ -148,7 +148,7 @@ def _run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
     from autoact.eval.runner import adapter_paths, run_eval
     from autoact.modelhub import resolve_model
     from autoact.serving.vllm_server import VLLMServer
-    from autoact.synth.pipeline import run_synthesis, selected_tools, task_for
+    from autoact.synth.synthesis import run_synthesis, selected_tools, task_for
     from autoact.synth.rounds import cut_round, record_round, round_dir, solved_ids
     from autoact.synth.journal import Journal
     from autoact.synth.trajectories import TRAJECTORIES_FILE
@@ -264,7 +264,7 @@ async def _resolve_round(settings: Settings, synth: Any, task: Any, base_url: st
                          config: PipelineConfig, tool_names: list[str]) -> dict[str, Any]:
     from autoact.eval.methods import round_adapter
     from autoact.graph.group import build_group_graph
-    from autoact.synth.pipeline import instances_for
+    from autoact.synth.synthesis import instances_for
     from autoact.synth.rounds import resolve_unsolved
 
     previous = round_number - 1

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from autoact.settings import load_settings
 from autoact.synth.journal import Journal
-from autoact.synth.pipeline import SynthesisConfig, run_synthesis
+from autoact.synth.synthesis import SynthesisConfig, run_synthesis
 from autoact.synth.trajectories import TRAJECTORIES_FILE
 
 STEPS = [

@@ -47,7 +47,7 @@ from autoact.finetune.records import (
     records_sha256,
 )
 from autoact.modelhub import file_sha256
-from autoact.finetune.report import LOSS_PLOT_NAME, MANIFEST_NAME, loss_curve, plot_loss, write_json
+from autoact.finetune.training_report import LOSS_PLOT_NAME, MANIFEST_NAME, loss_curve, plot_loss, write_json
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from autoact.synth.pipeline import STAGES
+from autoact.synth.synthesis import STAGES
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from autoact.settings import settings_from_args
     from autoact.serving.endpoint import model_endpoint
-    from autoact.synth.pipeline import SynthesisConfig, synthesize
+    from autoact.synth.synthesis import SynthesisConfig, synthesize
     from autoact.synth.self_instruct import SelfInstructConfig
 
     settings = settings_from_args(args)

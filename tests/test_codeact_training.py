@@ -16,7 +16,7 @@ from autoact.graph import build_codeact_graph
 from autoact.prompts import codeact as prompt
 from autoact.settings import Settings
 from autoact.synth.differentiate import differentiate
-from autoact.synth.pipeline import SynthesisConfig, run_synthesis
+from autoact.synth.synthesis import SynthesisConfig, run_synthesis
 from autoact.tools import load_task
 
 from graph_fakes import GOLD, QUESTION, FakeTask, fake_backend, scripted

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from autoact.finetune.report import loss_curve, plot_loss, read_manifest, write_json
+from autoact.finetune.training_report import loss_curve, plot_loss, read_manifest, write_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -15,7 +15,7 @@ from finetune_samples import general_rows, plan_record, write_jsonl, write_run
 
 from autoact.finetune.config import FinetuneConfig
 from autoact.finetune.records import RecordError
-from autoact.finetune.report import LOSS_PLOT_NAME, MANIFEST_NAME, read_manifest
+from autoact.finetune.training_report import LOSS_PLOT_NAME, MANIFEST_NAME, read_manifest
 from autoact.finetune.train import (
     FINGERPRINT_NAME,
     adapter_names,

@@ -364,7 +364,7 @@ def test_a_question_restating_an_evaluation_question_is_dropped(demo, tmp_path):
 
 
 def test_task_questions_refuse_data_without_a_training_split(tmp_path):
-    from autoact.synth.pipeline import SplitError, SynthesisConfig, training_questions
+    from autoact.synth.synthesis import SplitError, SynthesisConfig, training_questions
 
     data = tmp_path / "eval.jsonl"
     data.write_text(json.dumps({"question": "Who wrote it?", "answer": "Ann"}) + "\n")
