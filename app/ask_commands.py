@@ -43,7 +43,14 @@ def add_graph_options(parser: argparse.ArgumentParser) -> None:
                         help="group planning (default), single-agent ReAct, CodeAct (actions as Python code), or the "
                         "evaluation's baselines: cot and plan_solve (no tools), reflexion (ReAct trials; a question "
                         "without a gold answer, as asked here, gets one trial: the retry needs the score)")
-    parser.add_argument("--task", default="demo", help="task name: demo, hotpotqa, scienceqa, custom (default demo)")
+    add_context_options(parser, task_default="demo")
+    parser.add_argument("--thread", help="conversation thread id to resume (default: a new one)")
+
+
+def add_context_options(parser: argparse.ArgumentParser, task_default: str | None = None) -> None:
+    """The options that set graph-context fields and the model endpoint: ``ask``,
+    ``chat`` and ``serve-chat`` share them (read back by :func:`context_values`)."""
+    parser.add_argument("--task", default=task_default, help="task name: demo, hotpotqa, scienceqa, custom (default demo)")
     parser.add_argument("--data", help="task data file, for tasks that read one")
     parser.add_argument("--corpus", help="corpus file for Retrieve / Lookup / Search")
     parser.add_argument("--tools", help="comma-separated tool names (default: the task's)")
@@ -55,17 +62,11 @@ def add_graph_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, help="tokens per model call (default: the settings')")
     parser.add_argument("--base-url", help="model server endpoint (…/v1) to use")
     parser.add_argument("--no-serve", action="store_true", help="fail instead of starting a model server")
-    parser.add_argument("--thread", help="conversation thread id to resume (default: a new one)")
 
 
-def context_from_args(args: argparse.Namespace, base_url: str | None, chat: bool = False) -> dict[str, Any]:
-    """The graph context for the options given (only those set; the rest default).
-    ``chat``: for the terminal chat, where a CodeAct reply in plain words is the answer
-    (``ask`` keeps the evaluation's rule, so its trajectory shows what an evaluation does)."""
-    from autoact.eval.methods import context_schema
-
+def context_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The graph-context fields that :func:`add_context_options` options set (only those given)."""
     values: dict[str, Any] = {
-        "base_url": base_url,
         "task": args.task,
         "data": args.data,
         "corpus": args.corpus,
@@ -78,7 +79,18 @@ def context_from_args(args: argparse.Namespace, base_url: str | None, chat: bool
     }
     if args.no_reflect:
         values["reflect"] = False
-    context = {k: v for k, v in values.items() if v is not None}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def context_from_args(args: argparse.Namespace, base_url: str | None, chat: bool = False) -> dict[str, Any]:
+    """The graph context for the options given (only those set; the rest default).
+    ``chat``: for the terminal chat, where a CodeAct reply in plain words is the answer
+    (``ask`` keeps the evaluation's rule, so its trajectory shows what an evaluation does)."""
+    from autoact.eval.methods import context_schema
+
+    context = context_values(args)
+    if base_url is not None:
+        context["base_url"] = base_url
     for field, (option, graphs, what) in GRAPH_OPTIONS.items():
         if field in context and args.graph not in graphs:
             raise SystemExit(f"{option}: --graph {args.graph} has no {what} (the option applies to --graph "

@@ -16,25 +16,9 @@ import argparse
 import sys
 from typing import Any, Callable
 
+from autoact.app.ask_commands import add_context_options, context_values
+
 DEFAULT_PORT = 8000
-
-
-def context_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Graph context fields from the options that were given (the rest default)."""
-    values: dict[str, Any] = {
-        "task": args.task,
-        "data": args.data,
-        "corpus": args.corpus,
-        "tools": [t.strip() for t in args.tools.split(",") if t.strip()] if args.tools else None,
-        "mode": args.mode,
-        "max_steps": args.max_steps,
-        "max_reflections": args.max_reflections,
-        "temperature": args.temperature,
-        "max_tokens": args.max_tokens,
-    }
-    if args.no_reflect:
-        values["reflect"] = False
-    return {k: v for k, v in values.items() if v is not None}
 
 
 def cmd_serve_chat(args: argparse.Namespace) -> int:
@@ -46,7 +30,7 @@ def cmd_serve_chat(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     graphs = tuple(g.strip() for g in args.graphs.split(",") if g.strip())
-    context = context_from_args(args)
+    context = context_values(args)
     api_key = use_api_key(args.api_key)
     with model_endpoint(settings, args.base_url, serve=not args.no_serve) as url:
         app = create_app(
@@ -72,21 +56,10 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
     chat.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
                       "any other address is reachable from other machines: use --api-key)")
     chat.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    chat.add_argument("--base-url", help="model server endpoint (…/v1) to use")
-    chat.add_argument("--no-serve", action="store_true", help="fail instead of starting a model server")
     chat.add_argument("--graphs", default="group,react,codeact",
                       help="graphs to mount, comma-separated: group, react, codeact (the default three), cot, "
                       "plan_solve, reflexion")
-    chat.add_argument("--task", help="task name: demo, hotpotqa, scienceqa, custom (default demo)")
-    chat.add_argument("--data", help="task data file, for tasks that read one")
-    chat.add_argument("--corpus", help="corpus file for Retrieve / Lookup / Search")
-    chat.add_argument("--tools", help="comma-separated tool names (default: the task's)")
-    chat.add_argument("--mode", choices=("iterative", "one_pass"), help="group planning mode (default iterative)")
-    chat.add_argument("--no-reflect", action="store_true", help="end at Finish, without Reflect")
-    chat.add_argument("--max-steps", type=int, help="most tool and Finish steps (default 8)")
-    chat.add_argument("--max-reflections", type=int, help="retries after Reflect[wrong] (default 1)")
-    chat.add_argument("--temperature", type=float, help="sampling temperature (default: the settings')")
-    chat.add_argument("--max-tokens", type=int, help="tokens per model call (default: the settings')")
+    add_context_options(chat)
     chat.add_argument("--api-key", help="require Authorization: Bearer KEY on every request (401 otherwise); also "
                       "sent to the model server. Default $AUTOACT_API_KEY, which is better: a command line is "
                       "visible to every user of the machine")

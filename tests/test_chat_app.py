@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 
 from autoact.app.cli import build_parser, main
 from autoact.app.chat_app import ChatTurn, create_app, graph_contexts
-from autoact.app.chat_commands import context_from_args
+from autoact.app.ask_commands import context_values
 from graph_fakes import CONTEXT, QUESTION, ScriptedChatModel, fake_backend
 from live_servers import AppProcess, local_port, vllm_endpoint
 
@@ -276,7 +276,7 @@ def test_serve_chat_options_become_the_context():
         ["serve-chat", "--port", "9001", "--tools", "Retrieve, Lookup", "--max-steps", "4", "--no-reflect"]
     )
     assert (args.port, args.host, args.graphs) == (9001, "127.0.0.1", "group,react,codeact")
-    assert context_from_args(args) == {"tools": ["Retrieve", "Lookup"], "max_steps": 4, "reflect": False}
+    assert context_values(args) == {"tools": ["Retrieve", "Lookup"], "max_steps": 4, "reflect": False}
 
 
 def test_serve_chat_fails_clearly_without_a_model_server(capsys):
