@@ -158,6 +158,10 @@ def run_lines(run_dir: str | Path) -> list[str]:
             + (" (with STaR-style hinted retries: an ablation, not AutoAct)" if synth.get("rationalize") else "")
             + f"; tools {', '.join((stages.get('tools') or {}).get('selected') or [])}."
         )
+        by_kind = (stages.get("filter") or {}).get("by_kind") or {}
+        if by_kind:
+            lines.append("Kept per kind of question (kept of tried): " + ", ".join(
+                f"{kind} {row['kept']} of {row['questions']}" for kind, row in by_kind.items()) + ".")
     learning_path = run_dir / "learning.json"
     if learning_path.is_file():
         for r in json.loads(learning_path.read_text()).get("rounds") or []:

@@ -90,5 +90,24 @@ def filter_trajectories(
         capped = len(kept) - cap
         kept = kept[:cap]
     report = {"total": len(records), "kept": len(kept), "dropped": dict(reasons), "over_cap": capped,
-              "min_reward": min_reward}
+              "min_reward": min_reward, "by_kind": kept_by_kind(records, kept)}
     return kept, report
+
+
+def kept_by_kind(records: list[dict[str, Any]], kept: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Questions tried and kept per answer kind of grounded self-instruct (``meta.kind``;
+    bridge questions as ``"bridge"``): which kinds the agents will learn from, and
+    which the meta-agent could not solve. Empty for instances without a kind."""
+    def kind(record: dict[str, Any]) -> str | None:
+        meta = record.get("meta") or {}
+        return "bridge" if meta.get("bridge") else meta.get("kind")
+
+    table: dict[str, dict[str, int]] = {}
+    for name, rows in (("questions", records), ("kept", kept)):
+        seen: dict[str, set[str]] = {}
+        for record in rows:
+            if (k := kind(record)) is not None:
+                seen.setdefault(k, set()).add(str(record.get("instance_id", record["id"])))
+        for k, ids in seen.items():
+            table.setdefault(k, {"questions": 0, "kept": 0})[name] = len(ids)
+    return dict(sorted(table.items()))

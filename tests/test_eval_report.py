@@ -124,7 +124,9 @@ def test_report_states_the_set_up(tmp_path):
         "synthesis": {"instances": "self-instruct", "samples": 2, "sample_temperature": 0.9, "max_steps": 4,
                       "min_reward": 1.0, "rationalize": False},
         "stages": {"self-instruct": {"instances": 40, "separation": {"excluded_paragraphs": 23}},
-                   "tools": {"selected": ["Retrieve", "Lookup"]}, "filter": {"total": 80, "kept": 31}},
+                   "tools": {"selected": ["Retrieve", "Lookup"]},
+                   "filter": {"total": 80, "kept": 31, "by_kind": {"person": {"questions": 9, "kept": 2},
+                                                                   "year": {"questions": 8, "kept": 7}}}},
     }))
     (run / "learning.json").write_text(json.dumps({"rounds": [
         {"round": 1, "instances": 40, "instances_solved": 31, "newly_solved": 31, "kept": 31,
@@ -148,6 +150,7 @@ def test_report_states_the_set_up(tmp_path):
     assert "40 self-instructed questions (none written from the 23 paragraphs" in setup
     assert "80 trajectories synthesized" in setup and "31 kept at reward >= 1.0" in setup
     assert "Round 2: 35 of 40 synthesized questions solved (new this round: 4)" in setup
+    assert "Kept per kind of question (kept of tried): person 2 of 9, year 7 of 8." in setup
     assert build_report([d])["methods"] == ["react", "autoact", "autoact-r2"]
     assert "autoact-r2: group planning with the adapters retrained after self-training round 2" in text
 

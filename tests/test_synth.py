@@ -161,7 +161,8 @@ def test_trajectory_stage_filter_and_records(demo, tmp_path):
 
     kept, filter_report = filter_trajectories(records.values(), cap=10)
     assert [r["id"] for r in kept] == [inst.id]
-    assert filter_report == {"total": 2, "kept": 1, "dropped": {"reward below 1": 1}, "over_cap": 0, "min_reward": 1.0}
+    assert filter_report == {"total": 2, "kept": 1, "dropped": {"reward below 1": 1}, "over_cap": 0, "min_reward": 1.0,
+                             "by_kind": {}}  # the task's own questions carry no answer kind
 
     library = tool_library(demo)
     tools = [library["Retrieve"], library["Lookup"]]
@@ -229,6 +230,19 @@ def test_filter_threshold_cap_and_one_per_instance():
     assert report["over_cap"] == 1
     kept, _ = filter_trajectories(records, min_reward=0.5)
     assert [r["id"] for r in kept] == ["q1#0", "q2#0", "q4#0"]
+
+
+def test_the_filter_counts_questions_and_kept_ones_per_answer_kind():
+    def rec(i, reward, kind, sample=0, bridge=False):
+        return {"id": f"q{i}#{sample}", "instance_id": f"q{i}", "sample": sample, "status": "ok", "reward": reward,
+                "trajectory": [{"action": "Finish"}], "reflections": [],
+                "meta": {"kind": kind, "bridge": bridge}}
+
+    records = [rec(1, 1.0, "year"), rec(1, 1.0, "year", 1), rec(2, 0.0, "year"), rec(3, 0.5, "person"),
+               rec(4, 1.0, "place", bridge=True), {"id": "q5", "status": "error"}]
+    _, report = filter_trajectories(records)
+    assert report["by_kind"] == {"bridge": {"questions": 1, "kept": 1}, "person": {"questions": 1, "kept": 0},
+                                 "year": {"questions": 2, "kept": 1}}
 
 
 def test_rationalized_episodes_are_hinted_and_recorded_without_the_hint(demo, tmp_path):
