@@ -138,7 +138,8 @@ ANSWER_KINDS: dict[str, str] = {
     "year": "Ask when: the answer is a year or a date.",
     "place": "Ask where: the answer is a town, an island or another place.",
     "number": "Ask how many, how tall or how large: the answer is a number with its unit.",
-    "thing": "Ask what: the answer is the name of a thing (a work, a building, an invention, a trade).",
+    "thing": "Ask what someone or something made, wrote, built, invented or is known for, naming them: "
+             "the answer is the name of that thing.",
 }
 
 _PLACE_QUESTION = re.compile(
@@ -180,6 +181,12 @@ def bridge_problem(question: str, answer: str, first: tuple[str, str], second: t
     if a in f" {normalize_answer(first[1])} ":
         return "the first paragraph already answers it"
     return None
+
+
+def names_its_subject(question: str, title: str) -> bool:
+    """Whether a question names the paragraph it was written from ("What was the name
+    of the hospital?" does not: no tool call can find which hospital is meant)."""
+    return f" {normalize_answer(title)}" in f" {normalize_answer(question)}"
 
 
 def question_overlap(a: str, b: str) -> float:
@@ -421,6 +428,8 @@ class SelfInstruct:
                 if reason is None and key in self.seen_questions:
                     reason = "duplicate"
                 why = None
+                if reason is None and len(sources) == 1 and not names_its_subject(question, sources[0][0]):
+                    reason = "does not name its paragraph's subject"
                 if reason is None and len(sources) == 2:
                     why = bridge_problem(question, answer, sources[0], sources[1])
                     reason = "not a bridge question" if why else None

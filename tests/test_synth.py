@@ -528,3 +528,36 @@ def test_linked_rounds_keep_only_bridge_questions(demo, tmp_path):
     # the round shows a bridge turn last and asks for a two-step question
     assert bridging.calls[0][-1]["content"].split("\n")[-1].startswith("Ask a two-step question")
     assert bridging.calls[0][-3]["content"].split("\n")[-1].startswith("Ask a two-step question")
+
+
+@pytest.mark.parametrize(
+    "question, title, named",
+    [
+        ("What did Agnes Pell invent?", "Agnes Pell", True),
+        ("What was Halvard Quist's best-known act?", "Halvard Quist", True),
+        ("How many poems are in The Salt Hymns?", "The Salt Hymns", True),
+        ("What was the name of the hospital?", "Petra Lusk", False),
+        ("What was the name of the shipyard?", "Brindle Cove Shipyard", False),
+    ],
+)
+def test_a_single_paragraph_question_must_name_its_subject(question, title, named):
+    from autoact.synth.self_instruct import names_its_subject
+
+    assert names_its_subject(question, title) is named
+
+
+def test_a_question_that_names_nothing_is_rejected(demo, tmp_path):
+    model = ParagraphReader()
+    model_reply = model.ainvoke
+
+    async def unnamed(messages, **kw):  # the fake's question, its subject's name left out
+        reply = await model_reply(messages, **kw)
+        shown = messages[-1]["content"].split("]")[0].removeprefix("Paragraph: [")
+        reply.content = reply.content.replace(shown, "it")
+        return reply
+
+    model.ainvoke = unnamed
+    config = SelfInstructConfig(n=2, k=1, grounded=True, linked_fraction=0.0, max_fruitless_rounds=3)
+    report = asyncio.run(SelfInstruct(demo, model, tmp_path, config, seed=2).run(concurrency=1))
+    assert report["instances"] == 0
+    assert report["rejected_by_reason"]["does not name its paragraph's subject"] >= 1
