@@ -25,10 +25,9 @@ import math
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
+from autoact.actions import ENV_ACTIONS, FINISH, format_action, parse_action
 from autoact.metrics import mean
-from autoact.prompts.builders import FINISH, format_action
 from autoact.prompts.codeact import CODE
-from autoact.tools.actions import ENV_ACTIONS, parse_action
 
 QA_METRICS = ("f1", "em")
 MC_METRICS = ("acc",)

@@ -33,8 +33,9 @@ from langgraph.types import Checkpointer, Command
 from pydantic import Field
 from typing_extensions import NotRequired, TypedDict
 
+from autoact.actions import format_action
 from autoact.prompts import codeact as prompt
-from autoact.prompts.builders import format_action, one_line
+from autoact.prompts.builders import one_line
 from autoact.settings import Settings
 
 from .context import ReactContext

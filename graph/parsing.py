@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from autoact.prompts.builders import FINISH
+from autoact.actions import CODE_ACTIONS, FINISH, canonical_action, is_code_action
 
 # Matched at the start of stripped lines; in each, the whitespace runs are separated
 # by required characters, so none can trade characters with another (see above).
@@ -35,9 +35,6 @@ _BARE_VERDICT = re.compile(r"\W*(right|wrong|correct|incorrect)\b", re.IGNORECAS
 _ARG_PREFIX = re.compile(r"(argument|action input|input|answer|query|entity|keyword)\s*:", re.IGNORECASE)
 MAX_ARGUMENT_CHARS = 500
 
-#: Actions whose argument is code: it may span lines and hold brackets, and keeps its
-#: line breaks and indentation (as :mod:`autoact.tools.actions` reads ``Python``).
-CODE_ACTIONS = ("Python",)
 MAX_CODE_CHARS = 4000
 # Code ends at the bracket that closes it, or at a protocol line (``Observation: …``)
 # that comes first (the model stopped before closing it). Brackets in strings and
@@ -89,19 +86,6 @@ def _normal(text: str | None) -> str:
 
 def _one_line(parts: Sequence[str]) -> str:
     return " ".join(" ".join(parts).split())
-
-
-def canonical_action(name: str, valid: Sequence[str]) -> str | None:
-    """``name`` as spelled in ``valid`` (case and punctuation forgiven), else None."""
-    key = re.sub(r"[^a-z0-9]", "", (name or "").lower())
-    for candidate in valid:
-        if re.sub(r"[^a-z0-9]", "", candidate.lower()) == key:
-            return candidate
-    return None
-
-
-def _is_code(action: str) -> bool:
-    return canonical_action(action, CODE_ACTIONS) is not None
 
 
 def _split_call(text: str) -> tuple[str, str | None]:
@@ -170,7 +154,7 @@ def _code(text: str) -> str:
 def _argument(action: str, argument: str, text: str, start: int) -> str:
     """The clean argument of ``action``; a code action's is read again from ``start``,
     where its call begins in ``text``, since it may run across lines."""
-    call = _code_call(text, start) if _is_code(action) else None
+    call = _code_call(text, start) if is_code_action(action) else None
     return _code(call[1]) if call else _clean_argument(argument)
 
 
@@ -242,7 +226,7 @@ def parse_argument(text: str, action: str) -> str:
     """The tool agent's output: the first non-empty line, without a label the model
     may add (``Argument:``, ``Action: Name[...]``, ``Name[...]``). May be empty.
     For a code action: the code from there on, across lines."""
-    text, code = _normal(text), _is_code(action)
+    text, code = _normal(text), is_code_action(action)
     for label, rest, start in _lines(text):
         if label in ("observation", "question"):
             break
@@ -292,7 +276,7 @@ def parse_bracketed_argument(text: str, action: str = "") -> str:
     to the closing bracket (generation stops there) on the first line. May be empty.
     For a code ``action``: up to the bracket that closes the prompt's, across lines."""
     text = _normal(text)
-    if _is_code(action):
+    if is_code_action(action):
         return _code(_code_span(text, 0))
     text = text[1:] if text.startswith("[") else text
     return _clean_argument(text.split("\n", 1)[0].partition("]")[0])
@@ -349,9 +333,7 @@ def _add_subgoal(plan: list[tuple[str, str]], text: str, name: str, valid: Seque
 
 
 __all__ = [
-    "CODE_ACTIONS",
     "ParsedStep",
-    "canonical_action",
     "parse_argument",
     "parse_bracketed_argument",
     "parse_plan",

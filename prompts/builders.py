@@ -26,6 +26,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from autoact.actions import FINISH, REFLECT, VERDICTS, format_action
+
 TEMPLATE_DIR = Path(__file__).resolve().parent
 
 #: Line labels of the Thought/Action/Observation protocol (the parsers read them).
@@ -33,9 +35,6 @@ THOUGHT = "Thought:"
 ACTION = "Action:"
 OBSERVATION = "Observation:"
 QUESTION = "Question:"
-FINISH = "Finish"
-REFLECT = "Reflect"
-VERDICTS = ("right", "wrong")
 AGENTS = ("plan", "tool", "reflect")
 
 #: Characters of one observation kept in a prompt. SmolLM2-135M has a 2048-token
@@ -162,10 +161,6 @@ def render_tools(tools: Iterable[ToolLike]) -> str:
 
 
 # ---- episode rendering ------------------------------------------------------------
-def format_action(action: str, argument: str) -> str:
-    return f"{action}[{argument}]"
-
-
 def one_line(text: Any) -> str:
     return " ".join(str(text or "").split())
 

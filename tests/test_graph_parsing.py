@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from autoact.actions import canonical_action, format_action, parse_action
 from autoact.graph.parsing import (
     ParsedStep,
-    canonical_action,
     parse_argument,
     parse_bracketed_argument,
     parse_plan,
@@ -16,8 +16,6 @@ from autoact.graph.parsing import (
     parse_reflection,
     parse_subgoals,
 )
-from autoact.prompts.builders import format_action
-from autoact.tools.actions import parse_action
 
 VALID = ["Retrieve", "Lookup", "Finish"]
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from autoact.tools.actions import Action, ActionError, parse_action
+from autoact.actions import Action, ActionError, canonical_action, format_action, parse_action
+from autoact.graph.parsing import parse_react
 
 VALID = ["Retrieve", "Lookup", "Search", "Python", "Finish", "Reflect"]
 
@@ -69,3 +70,17 @@ def test_parse_action_is_linear_in_blank_lines():
     assert time.perf_counter() - start < 2.0
     assert parse_action("\n" * 20_000 + "Action: Retrieve[Velmora]").argument == "Velmora"
     assert parse_action("Thought: x\n  action 2: Lookup[founded]").name == "Lookup"
+
+
+@pytest.mark.parametrize("written", ["LOOK-UP", "look_up", "lookup", "Lookup"])
+def test_graph_and_environment_read_an_action_name_by_one_rule(written):
+    # The graph reads the model's step, the environment the action the graph hands on:
+    # both must accept (and spell) a name the same way.
+    step = parse_react(f"Thought: read on.\nAction: {written}[harbour]", VALID)
+    assert step.action == canonical_action(written, VALID) == "Lookup"
+    assert parse_action(f"{written}[harbour]", VALID) == Action("Lookup", "harbour")
+    assert parse_action(format_action(step.action, step.argument), VALID) == Action("Lookup", "harbour")
+
+
+def test_a_code_action_keeps_brackets_after_its_first_closing_one_whatever_its_spelling():
+    assert parse_action("python[print(a[0]) ; b = [1]]", VALID) == Action("Python", "print(a[0]) ; b = [1]")

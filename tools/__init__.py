@@ -6,7 +6,7 @@ sandboxed Python (``sandbox``), task loaders (``tasks``) and the environment
 (``env``). The built-in demo task's files live in ``demo/``.
 """
 
-from autoact.tools.actions import Action, ActionError, parse_action
+from autoact.actions import Action, ActionError, parse_action
 from autoact.tools.corpus import Corpus, Paragraph
 from autoact.tools.env import StepResult, TaskEnv
 from autoact.tools.index import CorpusIndex, get_index

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoact.tools.actions import ENV_ACTIONS, ActionError, parse_action
+from autoact.actions import ENV_ACTIONS, FINISH, REFLECT, VERDICTS, ActionError, parse_action
 from autoact.tools.library import TOOL_NAMES, EpisodeContext, tool_library
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance
@@ -24,9 +24,6 @@ from autoact.tools.tasks import Task, TaskInstance
 log = logging.getLogger(__name__)
 
 __all__ = ["StepResult", "TaskEnv"]
-
-VERDICTS = ("right", "wrong")
-
 
 @dataclass
 class StepResult:
@@ -109,14 +106,14 @@ class TaskEnv:
         except Exception as exc:  # noqa: BLE001 - never end the run on agent text
             return self._invalid(f"could not read the action ({exc})", "parse-failure")
 
-        if action.name == "Reflect":
+        if action.name == REFLECT:
             return self._reflect(action.argument)
         if self.finished:
             return StepResult(
-                f"The episode is finished with the answer {self.answer!r}; only Reflect[right|wrong] is accepted now.",
+                f"The episode is finished with the answer {self.answer!r}; only {ENV_ACTIONS[REFLECT]} is accepted now.",
                 self.reward, True, {"error": "finished", "step": self.steps},
             )
-        if action.name == "Finish":
+        if action.name == FINISH:
             return self._finish(action.argument)
         try:
             observation = str(self.tools[action.name].invoke(action.argument))

@@ -1,9 +1,20 @@
-"""Parsing ``Name[argument]`` actions, forgivingly where the intent is clear.
+"""The action protocol: what an action is, how it is written and read back.
+
+Every part of the project that names, writes or reads an action uses this module:
+the prompt builders write ``Name[argument]`` with :func:`format_action`, the graphs
+match a model's action name with :func:`canonical_action`, and the task environment
+reads the action with :func:`parse_action`. So the names of the environment's own
+actions (:data:`FINISH`, :data:`REFLECT`), the verdicts and the one rule for
+matching a name exist once.
+
+Parsing ``Name[argument]`` is forgiving where the intent is clear.
 
 Accepted: surrounding whitespace, an ``Action:`` / ``Action 3:`` prefix (also
 after a ``Thought:`` line), back-ticks around the whole action, any letter case
 of a known name, a space before ``[``, balanced brackets inside the argument, and
-for ``Python`` any brackets (its argument runs to the last ``]``). Rejected
+for a code action (:data:`CODE_ACTIONS`) any brackets (its argument runs to the
+last ``]``). A name matches a valid one whatever its case and punctuation
+(``LOOK-UP`` is ``Lookup``), the same rule the graphs apply. Rejected
 with an :class:`ActionError` that says what was wrong: no action, missing
 brackets, an empty argument, an unknown or unavailable action name, and text
 after the closing bracket.
@@ -15,18 +26,34 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Action", "ActionError", "parse_action", "ENV_ACTIONS"]
+__all__ = [
+    "Action",
+    "ActionError",
+    "CODE_ACTIONS",
+    "ENV_ACTIONS",
+    "FINISH",
+    "REFLECT",
+    "VERDICTS",
+    "canonical_action",
+    "format_action",
+    "is_code_action",
+    "parse_action",
+]
 
-#: Actions handled by the environment itself rather than by a tool.
-ENV_ACTIONS = {"Finish": "Finish[answer]", "Reflect": "Reflect[right|wrong]"}
+FINISH = "Finish"
+REFLECT = "Reflect"
+#: What ``Reflect[…]`` may say about the answer just given.
+VERDICTS = ("right", "wrong")
+#: Actions handled by the environment itself rather than by a tool, with their usage.
+ENV_ACTIONS = {FINISH: f"{FINISH}[answer]", REFLECT: f"{REFLECT}[{'|'.join(VERDICTS)}]"}
+#: Actions whose argument is code: it may span lines and hold any brackets.
+CODE_ACTIONS = ("Python",)
 
 # [ \t]* rather than \s* after ^: with \s* every line start of a run of blank lines
 # rescans the rest of the run (20k newlines took 3.9 s)
 _PREFIX = re.compile(r"(?im)^[ \t]*action(?:[ \t]*\d+)?[ \t]*:\s*")
-_NAME_BRACKET = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[(.*)\]$", re.S)
-_NAME_ONLY = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\s*\[", re.S)
-# Code may hold unbalanced brackets inside strings: its argument runs to the last "]".
-_GREEDY = {"python"}
+_NAME_BRACKET = re.compile(r"^([A-Za-z][A-Za-z0-9_\-]*)\s*\[(.*)\]$", re.S)
+_NAME_ONLY = re.compile(r"^([A-Za-z][A-Za-z0-9_\-]*)\s*\[", re.S)
 _TRAILING_PUNCT = re.compile(r"\]\s*[.;,!]+\s*$")
 
 
@@ -36,7 +63,7 @@ class Action:
     argument: str
 
     def __str__(self) -> str:
-        return f"{self.name}[{self.argument}]"
+        return format_action(self.name, self.argument)
 
 
 class ActionError(ValueError):
@@ -46,6 +73,25 @@ class ActionError(ValueError):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+def format_action(name: str, argument: str) -> str:
+    """The written form of an action, as prompts show it and :func:`parse_action` reads it."""
+    return f"{name}[{argument}]"
+
+
+def canonical_action(name: str, valid: Iterable[str]) -> str | None:
+    """``name`` as spelled in ``valid`` (case and punctuation forgiven), else None."""
+    key = _name_key(name)
+    return next((candidate for candidate in valid if _name_key(candidate) == key), None)
+
+
+def is_code_action(name: str) -> bool:
+    return canonical_action(name, CODE_ACTIONS) is not None
+
+
+def _name_key(name: str | None) -> str:
+    return re.sub(r"[^a-z0-9]", "", (name or "").lower())
 
 
 def _strip_wrappers(text: str) -> str:
@@ -85,14 +131,14 @@ def parse_action(text: str, valid: Iterable[str] | None = None) -> Action:
         )
     name, argument = m.group(1), m.group(2).strip()
     close = _matching_bracket(text, text.index("["))
-    if close is not None and close < len(text) - 1 and name.casefold() not in _GREEDY:
+    # Code may hold unbalanced brackets inside strings: its argument runs to the last "]".
+    if close is not None and close < len(text) - 1 and not is_code_action(name):
         # "Retrieve[A] then Lookup[b]": two actions, or text after the first one.
         raise ActionError(
             "trailing-text", f"Text follows the closing ']' in {_short(text)!r}; write one action as Name[argument]"
         )
     if valid is not None:
-        by_fold = {v.casefold(): v for v in valid}
-        canonical = by_fold.get(name.casefold())
+        canonical = canonical_action(name, valid)
         if canonical is None:
             raise ActionError("unknown-action", f"Unknown action {name!r}")
         name = canonical
