@@ -54,6 +54,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    from autoact.synth.self_instruct import SelfInstructConfig  # its defaults; deferred like the commands' imports
+
     p = subparsers.add_parser(
         "synthesize",
         help="self-instruct, tool selection, trajectory synthesis, filter and differentiate",
@@ -71,7 +73,8 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
                    help="solve the task's own training questions instead of self-instructed ones")
     p.add_argument("--train-data", help="with --task-questions: a separate file of training questions "
                    "(for data without a training split)")
-    p.add_argument("--max-fruitless-rounds", type=int, default=8)
+    p.add_argument("--max-fruitless-rounds", type=int, default=SelfInstructConfig.max_fruitless_rounds,
+                   help="stop self-instruct after this many rounds in a row accept nothing (%(default)s)")
     p.add_argument("--samples", type=int, default=1,
                    help="trajectories per instance: the first greedy, the rest sampled at --sample-temperature")
     p.add_argument("--sample-temperature", type=float, default=0.9, help="temperature of the extra samples (0.9)")

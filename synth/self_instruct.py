@@ -10,9 +10,13 @@ titles, so the questions are answerable with the offline tools.
 Grounded rounds steer the *spread* of what is asked: left alone, a small model asks
 "In what year…?" about almost every paragraph (57 of 60 questions in one measured
 run), and agents trained on that answer a year to everything. Each single-paragraph
-round therefore asks for the answer kind (:data:`ANSWER_KINDS`) that has the fewest
-accepted items so far, shows a worked turn of that kind, and no kind may hold more
-than ``max_kind_share`` of the instances. A linked round asks for a **bridge**
+round therefore asks for the answer kind (:data:`ANSWER_KINDS`) that is furthest
+behind, shows a worked turn of that kind, and no kind may hold more than
+``max_kind_share`` of the instances. "Behind" counts the kind's accepted items, the
+rounds already asking for it, and a quarter of an item for each round that asked for
+it in vain: a kind the corpus rarely supports (counts, say) is asked for again and
+again, but not by every round of a batch, and not for ever (measured: eight rounds at
+once all asked for a number, none found one, and the run stopped at 20 of 60). A linked round asks for a **bridge**
 question: it names the first paragraph's subject, and its answer is only in the
 second paragraph, whose title it does not give away — otherwise the "two-hop"
 question is answerable from one paragraph and teaches no second step.
@@ -73,7 +77,9 @@ class SelfInstructConfig:
     #: ones (diversity comes from the sampled paragraph; a small model drifts when hot)
     temperature: float | None = None
     max_tokens: int = 192
-    max_fruitless_rounds: int = 8
+    #: stop after this many rounds in a row accept nothing (three batches of eight:
+    #: with ~40 % of rounds accepting something, one batch in vain happens by chance)
+    max_fruitless_rounds: int = 24
     examples_per_round: int = 3
     #: share of grounded rounds that show two linked paragraphs (bridge questions)
     linked_fraction: float = 0.25
@@ -133,6 +139,9 @@ def answer_type_mismatch(question: str, answer: str) -> str | None:
 #: The answer kinds grounded self-instruct spreads its questions over, with the request
 #: a round shows for each (yes/no and comparisons are left out: their answers are not
 #: spans of the paragraph, so the grounding check cannot verify them).
+#: Rounds that asked for a kind in vain count as one accepted item of it (see target_kind).
+MISSES_PER_ITEM = 4
+
 ANSWER_KINDS: dict[str, str] = {
     "person": "Ask who: the answer is a person's name.",
     "year": "Ask when: the answer is a year or a date.",
@@ -310,6 +319,7 @@ class SelfInstruct:
         self.seen_questions = {question_key(s.question) for s in task.seeds}
         self.seen_questions |= {question_key(r["question"]) for r in self.instances.records}
         self._lock = asyncio.Lock()
+        self._asking: dict[str, int] = {}  # answer kind -> rounds asking for it now
         self.excluded: list[dict[str, str]] = []
         self._seed_demos: list[Demonstration] | None = None
 
@@ -395,11 +405,23 @@ class SelfInstruct:
     def kind_cap(self) -> int:
         return max(1, math.ceil(self.config.max_kind_share * self.config.n))
 
+    def kind_misses(self) -> dict[str, int]:
+        """Per kind, the finished rounds that asked for it and accepted no item of it."""
+        misses = {kind: 0 for kind in ANSWER_KINDS}
+        got = {r["id"]: r["meta"].get("kind") for r in self.instances.records}
+        for r in self.rounds.records:
+            asked = r.get("asked_kind")
+            if asked in misses and not any(got.get(i) == asked for i in r.get("accepted") or []):
+                misses[asked] += 1
+        return misses
+
     def target_kind(self, rng: random.Random) -> str:
-        """The answer kind with the fewest accepted items (ties broken at random)."""
-        counts = self.kind_counts()
-        fewest = min(counts[k] for k in ANSWER_KINDS)
-        return rng.choice([k for k in ANSWER_KINDS if counts[k] == fewest])
+        """The answer kind furthest behind (ties broken at random): fewest accepted
+        items plus rounds now asking for it plus a quarter per round that asked in vain."""
+        counts, misses = self.kind_counts(), self.kind_misses()
+        behind = {k: counts[k] + self._asking.get(k, 0) + misses[k] / MISSES_PER_ITEM for k in ANSWER_KINDS}
+        least = min(behind.values())
+        return rng.choice([k for k in ANSWER_KINDS if behind[k] == least])
 
     async def run_round(self, index: int) -> dict[str, Any]:
         round_id = f"round-{index:05d}"
@@ -411,6 +433,18 @@ class SelfInstruct:
                                         self.allowed_titles)
             bridge = len(sources) == 2
             kind = None if bridge else self.target_kind(rng)
+            if kind is not None:
+                self._asking[kind] = self._asking.get(kind, 0) + 1
+        try:
+            return await self._ask(index, round_id, rng, sources, kind)
+        finally:
+            if kind is not None:
+                self._asking[kind] -= 1
+
+    async def _ask(self, index: int, round_id: str, rng: random.Random, sources: list[tuple[str, str]],
+                   kind: str | None) -> dict[str, Any]:
+        if self.config.grounded:
+            bridge = len(sources) == 2
             request = bridge_request(sources[0][0], sources[1][0]) if bridge else ANSWER_KINDS[kind]
             demos = [d.turn() for d in self.demonstrations(rng, kind, bridge)]
             messages = grounded_messages(self.task.description, sources, demos, request)
@@ -462,7 +496,8 @@ class SelfInstruct:
                 rejected.append({"reason": "empty output"})
             elif not accepted and not rejected:
                 rejected.append({"reason": "no Question/Answer item in the output"})
-            self.rounds.append({"id": round_id, "raw": raw, "accepted": accepted, "rejected": rejected, "tokens": tokens})
+            self.rounds.append({"id": round_id, "raw": raw, "accepted": accepted, "rejected": rejected, "tokens": tokens,
+                                **({"asked_kind": kind} if kind else {})})
         return {"accepted": len(accepted), "tokens": tokens}
 
     async def run(self, concurrency: int) -> dict[str, Any]:

@@ -474,6 +474,7 @@ class ParagraphReader:
         from types import SimpleNamespace
 
         self.calls.append(messages)
+        await asyncio.sleep(0)  # a real call lets the other rounds of the batch start meanwhile
         shown = messages[-1]["content"].split("\n")[0]
         parts = re.findall(r"\[([^\]]+)\]\s*([^\[]+)", shown)
         (first, text1), second = parts[0], (parts[1] if len(parts) > 1 else None)
@@ -509,6 +510,35 @@ def test_grounded_rounds_ask_for_the_scarcest_kind_and_cap_each_kind(demo, tmp_p
         demo_question = call[-2]["content"].split("\n")[0].removeprefix("Question: ")
         demo_answer = call[-2]["content"].split("\n")[1].removeprefix("Answer: ")
         assert question_kind(demo_question, demo_answer) == kind
+
+
+def asked_kinds(model) -> list[str]:
+    from autoact.synth.self_instruct import ANSWER_KINDS
+
+    by_request = {v: k for k, v in ANSWER_KINDS.items()}
+    return [by_request[call[-1]["content"].split("\n")[-1]] for call in model.calls]
+
+
+def test_a_batch_of_rounds_spreads_over_the_kinds_and_a_kind_asked_in_vain_falls_back(demo, tmp_path):
+    from autoact.synth.self_instruct import ANSWER_KINDS, MISSES_PER_ITEM
+
+    model = ParagraphReader()  # answers a year whatever it is asked
+    config = SelfInstructConfig(n=6, k=1, grounded=True, linked_fraction=0.0, max_fruitless_rounds=20)
+    generator = SelfInstruct(demo, model, tmp_path, config, seed=3)
+    report = asyncio.run(generator.run(concurrency=len(ANSWER_KINDS)))
+    asked = asked_kinds(model)
+    # the rounds of one batch start together: each takes a kind no other round is asking for
+    assert sorted(asked[: len(ANSWER_KINDS)]) == sorted(ANSWER_KINDS)
+    # no kind but year is ever found, so each is asked in vain, in turn, never one for ever
+    misses = generator.kind_misses()
+    assert report["kinds"]["year"] == 3 and sum(misses.values()) >= 16
+    others = [misses[k] for k in ANSWER_KINDS if k != "year"]
+    assert max(others) - min(others) <= len(ANSWER_KINDS)
+    assert all(n >= MISSES_PER_ITEM for n in others)
+    # misses are read from the round journal: a resumed run sees the same
+    rounds = Journal(tmp_path / "self_instruct_rounds.jsonl").records
+    assert all(r["asked_kind"] in ANSWER_KINDS for r in rounds)
+    assert SelfInstruct(demo, model, tmp_path, config, seed=3).kind_misses() == misses
 
 
 def test_linked_rounds_keep_only_bridge_questions(demo, tmp_path):
