@@ -39,6 +39,22 @@ def test_exact_then_casefold_then_base_title_then_fuzzy(corpus):
     assert fuzzy.how == "fuzzy" and fuzzy.paragraph.title == "Ida Brann"
 
 
+def test_a_leading_article_is_optional_on_either_side():
+    from autoact.tools.corpus import Corpus
+
+    corpus = Corpus.from_records([
+        {"title": "The Salt Hymns", "text": "The Salt Hymns is a collection of poems."},
+        {"title": "Beatles", "text": "The Beatles were a band."},
+        {"title": "Salt kiln", "text": "A salt kiln dries salt."},
+    ])
+    for asked, title in [("Salt Hymns", "The Salt Hymns"), ("salt hymns", "The Salt Hymns"),
+                         ("The Beatles", "Beatles"), ("the salt kiln", "Salt kiln")]:
+        hit = corpus.find(asked)
+        assert hit.how == "base-title" and hit.paragraph.title == title, asked
+    assert corpus.find("The Salt Hymns").how == "exact"
+    assert corpus.find("Hymns") is None  # only an article may be left out, not a word
+
+
 def test_miss_and_similar_titles(corpus):
     assert corpus.find("Quillhaven") is None
     assert corpus.find("") is None

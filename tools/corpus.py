@@ -27,6 +27,7 @@ __all__ = ["Paragraph", "TitleMatch", "Corpus", "split_sentences", "fold"]
 # a digit or an opening quote; good enough for paragraphs given as plain text.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(A-Z0-9])")
 _PARENTHETICAL = re.compile(r"\s*\([^)]*\)\s*$")
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
 
 #: Minimum rapidfuzz ratio (0-100) for a fuzzy title hit.
 FUZZY_THRESHOLD = 85.0
@@ -42,6 +43,11 @@ def fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", str(text))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().replace("_", " ").split())
+
+
+def _base_key(title: str) -> str:
+    """A title's key without a trailing "(…)" qualifier and a leading article."""
+    return fold(_ARTICLE.sub("", _PARENTHETICAL.sub("", " ".join(str(title).split()))))
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,8 @@ class Corpus:
             # "Mercury (planet)" is also reachable as "Mercury" unless a page of
             # that exact name exists (checked earlier in find()).
             self._by_base.setdefault(fold(_PARENTHETICAL.sub("", p.title)), i)
+            # "The Salt Hymns" is also reachable as "Salt Hymns" (and "Beatles" as "The Beatles").
+            self._by_base.setdefault(_base_key(p.title), i)
         self._folded_titles = [fold(p.title) for p in self.paragraphs]
         self._fingerprint: str | None = None
 
@@ -144,7 +152,8 @@ class Corpus:
     # ---- title matching -----------------------------------------------------------
     def find(self, entity: str, threshold: float = FUZZY_THRESHOLD) -> TitleMatch | None:
         """Exact title, then case/accent-insensitive, then without a trailing
-        "(…)" qualifier, then the closest fuzzy title at or above ``threshold``."""
+        "(…)" qualifier or a leading article (the/a/an), then the closest fuzzy title
+        at or above ``threshold``."""
         entity = " ".join(str(entity).split())
         if not entity or not self.paragraphs:
             return None
@@ -156,6 +165,8 @@ class Corpus:
         if i is not None:
             return TitleMatch(self.paragraphs[i], "casefold")
         i = self._by_base.get(key)
+        if i is None:
+            i = self._by_base.get(_base_key(entity))
         if i is not None:
             return TitleMatch(self.paragraphs[i], "base-title")
         best = process.extractOne(key, self._folded_titles, scorer=fuzz.ratio, score_cutoff=threshold)
