@@ -54,6 +54,7 @@ _ZERO = (0.0, 0.0, 0.0)
 __all__ = [
     "normalize_answer",
     "normalize_answer_lenient",
+    "contains_phrase",
     "f1_score",
     "exact_match",
     "qa_scores",
@@ -83,6 +84,14 @@ def normalize_answer_lenient(text: object) -> str:
     """``normalize_answer`` after Unicode NFKC, also deleting ‘ ’ “ ” – — …
     (not the official rule; see the module docstring)."""
     return _normalize(unicodedata.normalize("NFKC", str(text if text is not None else "")), _LENIENT_PUNCT)
+
+
+def contains_phrase(text: object, phrase: object, lenient: bool = False) -> bool:
+    """Whether ``phrase`` occurs in ``text`` as whole words, both normalised
+    (:func:`normalize_answer`, or the lenient rule); an empty phrase occurs nowhere."""
+    normalize = _normalizer(lenient)
+    needle = normalize(phrase)
+    return bool(needle) and f" {needle} " in f" {normalize(text)} "
 
 
 def _normalizer(lenient: bool):

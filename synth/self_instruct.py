@@ -28,6 +28,7 @@ output and why items were rejected) and ``RUN/instances.jsonl`` (accepted items)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autoact.concurrency import Progress
+from autoact.metrics import contains_phrase
 from autoact.metrics import normalize_answer_lenient as normalize_answer
 from autoact.prompts.meta import grounded_demonstrations, grounded_messages, self_instruct_messages
 from autoact.synth.journal import Journal, stable_id
@@ -136,12 +138,12 @@ def answer_type_mismatch(question: str, answer: str) -> str | None:
     return None
 
 
-#: The answer kinds grounded self-instruct spreads its questions over, with the request
-#: a round shows for each (yes/no and comparisons are left out: their answers are not
-#: spans of the paragraph, so the grounding check cannot verify them).
 #: Rounds that asked for a kind in vain count as one accepted item of it (see target_kind).
 MISSES_PER_ITEM = 4
 
+#: The answer kinds grounded self-instruct spreads its questions over, with the request
+#: a round shows for each (yes/no and comparisons are left out: their answers are not
+#: spans of the paragraph, so the grounding check cannot verify them).
 ANSWER_KINDS: dict[str, str] = {
     "person": "Ask who: the answer is a person's name.",
     "year": "Ask when: the answer is a year or a date.",
@@ -182,12 +184,11 @@ def bridge_problem(question: str, answer: str, first: tuple[str, str], second: t
     (title, text)) is not a bridge question, or None. A bridge question names the
     first paragraph's subject, does not name the second's, and its answer is in the
     second paragraph only — so it needs both retrievals."""
-    q, a = f" {normalize_answer(question)} ", f" {normalize_answer(answer)} "
-    if f" {normalize_answer(second[0])} " in q:
+    if contains_phrase(question, second[0], lenient=True):
         return "names the second paragraph's subject"
-    if f" {normalize_answer(first[0])} " not in q:
+    if not contains_phrase(question, first[0], lenient=True):
         return "does not name the first paragraph's subject"
-    if a in f" {normalize_answer(first[1])} ":
+    if contains_phrase(first[1], answer, lenient=True):
         return "the first paragraph already answers it"
     return None
 
@@ -297,14 +298,16 @@ class Demonstration:
         return text, self.question, self.answer, request
 
 
-def _generic_demonstrations() -> list[Demonstration]:
+@functools.cache
+def _generic_demonstrations() -> tuple[Demonstration, ...]:
+    """The generic worked turns of ``prompts/self_instruct_grounded_example.yaml``, read once."""
     demos = []
     for d in grounded_demonstrations():
         parts = re.findall(r"\[([^\]]+)\]\s*([^\[]+)", d["paragraph"])
         paragraphs = tuple((title.strip(), body.strip()) for title, body in parts)
         bridge = (paragraphs[0][0], paragraphs[1][0]) if len(paragraphs) == 2 else None
         demos.append(Demonstration(paragraphs, d["question"], str(d["answer"]), bridge))
-    return demos
+    return tuple(demos)
 
 
 class SelfInstruct:
@@ -339,7 +342,7 @@ class SelfInstruct:
         hit for its question that contains its answer."""
         titles = seed.meta.get("supporting_titles") or seed.meta.get("source_titles") or []
         if titles:
-            known = [self.task.corpus.get(t) for t in titles if t in self.task.corpus.titles]
+            known = [p for p in map(self.task.corpus.get, titles) if p is not None]
             return known if len(known) == len(titles) else known[:1]
         from autoact.tools import get_index
 
@@ -374,8 +377,9 @@ class SelfInstruct:
         pool = list(self._seed_demos)
         for r in self.instances.records:
             titles = r["meta"].get("source_titles") or []
-            if titles and all(t in self.task.corpus.titles for t in titles):
-                pool.append(self._demonstration([self.task.corpus.get(t) for t in titles], r["question"], r["answer"]))
+            paragraphs = [self.task.corpus.get(t) for t in titles]
+            if paragraphs and None not in paragraphs:  # Corpus.titles would build a list per test
+                pool.append(self._demonstration(paragraphs, r["question"], r["answer"]))
         return pool
 
     def demonstrations(self, rng: random.Random, kind: str | None, bridge: bool) -> list[Demonstration]:

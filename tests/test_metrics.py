@@ -100,3 +100,14 @@ def test_options_differing_only_in_case():
     choices = ["dear Reggie,", "Dear Reggie,"]
     assert choice_index("Dear Reggie,", choices) == 1
     assert choice_index("dear Reggie,", choices) == 0
+
+
+def test_contains_phrase_matches_whole_normalised_words():
+    from autoact.metrics import contains_phrase
+
+    assert contains_phrase("He was born in Fennick, in 1772.", "fennick")
+    assert contains_phrase("The Salt Hymns is a collection.", "Salt Hymns")
+    assert not contains_phrase("Fennickton lies north.", "Fennick")  # not part of a word
+    assert not contains_phrase("anything", "")  # an empty phrase occurs nowhere
+    assert contains_phrase("It opened in 1839 – the first.", "1839 the first", lenient=True)
+    assert not contains_phrase("It opened in 1839 – the first.", "1839 the first")

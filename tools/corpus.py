@@ -111,8 +111,7 @@ class Corpus:
             self._by_fold.setdefault(fold(p.title), i)
             # "Mercury (planet)" is also reachable as "Mercury" unless a page of
             # that exact name exists (checked earlier in find()).
-            self._by_base.setdefault(fold(_PARENTHETICAL.sub("", p.title)), i)
-            # "The Salt Hymns" is also reachable as "Salt Hymns" (and "Beatles" as "The Beatles").
+            # and "The Salt Hymns" as "Salt Hymns" (and "Beatles" as "The Beatles", below).
             self._by_base.setdefault(_base_key(p.title), i)
         self._folded_titles = [fold(p.title) for p in self.paragraphs]
         self._fingerprint: str | None = None
@@ -164,9 +163,7 @@ class Corpus:
         i = self._by_fold.get(key)
         if i is not None:
             return TitleMatch(self.paragraphs[i], "casefold")
-        i = self._by_base.get(key)
-        if i is None:
-            i = self._by_base.get(_base_key(entity))
+        i = self._by_base.get(fold(_ARTICLE.sub("", entity)))  # the entity keeps its own qualifier
         if i is not None:
             return TitleMatch(self.paragraphs[i], "base-title")
         best = process.extractOne(key, self._folded_titles, scorer=fuzz.ratio, score_cutoff=threshold)

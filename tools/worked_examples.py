@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from autoact.metrics import normalize_answer
+from autoact.metrics import contains_phrase
 from autoact.prompts.builders import DEFAULT_OBS_CHARS, FINISH, default_examples, truncate
 from autoact.tools.library import tool_library
 from autoact.tools.tasks import Task, TaskInstance
@@ -34,14 +34,9 @@ _PREPOSITIONS = {"in", "on", "at", "by", "for", "from", "of", "to", "with"}
 _AUXILIARIES = {"did", "does", "do", "was", "were", "is", "are", "has", "have", "had", "can", "could", "will"}
 
 
-def _contains(text: str, phrase: str) -> bool:
-    phrase = normalize_answer(phrase)
-    return bool(phrase) and f" {phrase} " in f" {normalize_answer(text)} "
-
-
 def _sentence_with(text: str, phrase: str) -> str | None:
     for sentence in _SENTENCE.split(text):
-        if _contains(sentence, phrase):
+        if contains_phrase(sentence, phrase):
             return sentence.strip()
     return None
 
