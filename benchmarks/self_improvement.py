@@ -1,7 +1,7 @@
 """Does the method learn? react, no-finetune, autoact after round 1 and after round R.
 
     python benchmarks/self_improvement.py [--model embedded] [--rounds 2] [--seeds 0,1,2]
-        [--benchmarks demo,hotpotqa] [--hotpotqa-limit 10] [--out runs/bench-self-improvement]
+        [--samples N] [--benchmarks demo,hotpotqa] [--hotpotqa-limit 10] [--out runs/bench-self-improvement]
 
 For each benchmark the whole learning pipeline runs once (``autoact learn``: grounded
 self-instruct that never writes from a paragraph supporting an evaluation question,
@@ -37,7 +37,7 @@ def run_benchmark(name: str, args: argparse.Namespace) -> dict:
     settings = load_settings(model=args.model)
     sampling = settings.sampling.model_copy(update={"top_p": 0.75, "top_k": 40})
     learn = settings.learn.model_copy(update={
-        "rounds": args.rounds, "eval_seeds": args.seeds,
+        "rounds": args.rounds, "eval_seeds": args.seeds, "samples": args.samples,
         "eval_limit": args.hotpotqa_limit if name == "hotpotqa" else None,
     })
     data = None
@@ -68,7 +68,8 @@ def ratio(rows: dict, method: str) -> float | None:
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
     lines = [
         f"Model: {args.model}; seeds {', '.join(map(str, args.seeds))} (temperature 0.5, top-p 0.75, top-k 40); "
-        f"{args.rounds} round(s). Cells: All (×100), mean ± std over seeds.",
+        f"{args.rounds} round(s); {args.samples} trajectories per self-instructed question. "
+        "Cells: All (×100), mean ± std over seeds.",
         "",
         "| benchmark | metric | react | no-finetune | autoact (round 1) | autoact (round R) | autoact ÷ react | round R ÷ react |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -99,11 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="trajectories per question in round 1 (default: [learn] samples)")
     parser.add_argument("--benchmarks", default="demo,hotpotqa")
     parser.add_argument("--hotpotqa-limit", type=int, default=10, help="HotpotQA questions per level")
     parser.add_argument("--out", default="runs/bench-self-improvement")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    if args.samples is None:
+        args.samples = load_settings(model=args.model).learn.samples
     results = []
     for name in [b.strip() for b in args.benchmarks.split(",") if b.strip()]:
         result = run_benchmark(name, args)
