@@ -12,7 +12,10 @@ In one run on the same server:
 (b) the eval loop's generated tokens/s at concurrency C (graphs, environment, tools,
     journal and all), over the wall time of the loop;
 (c) the eval loop at concurrency 1, one question at a time as the original code base
-    ran its benchmarks.
+    ran its benchmarks;
+(d) the replay of (a) at concurrency 1: (a)/(d) is what concurrency buys the server
+    itself on this machine, the ceiling of (b)/(c) (a loop cannot gain more from running
+    questions side by side than the server gains from serving requests side by side).
 
 It prints (b)/(a), the share of the server's raw speed the loop keeps, and (b)/(c),
 what running questions concurrently buys, and the mean number of requests in flight
@@ -116,7 +119,7 @@ class RequestRecorder(BaseCallbackHandler):
 
 
 async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
-    """(a): the recorded requests straight to the server, ``concurrency`` at a time."""
+    """(a) and (d): the recorded requests straight to the server, ``concurrency`` at a time."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key_from_env() or "EMPTY", max_retries=2, timeout=600)
@@ -232,6 +235,8 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
     b["mean_in_flight"] = round(sum(r["seconds"] for r in recorder.requests) / b["seconds"], 2)
     print(f"(a) raw replay of {len(recorder.requests)} requests, concurrency {concurrency} …", file=sys.stderr)
     a = await replay(url, recorder.requests, concurrency)
+    print(f"(d) raw replay of {len(recorder.requests)} requests, concurrency 1 …", file=sys.stderr)
+    d = await replay(url, recorder.requests, 1)
     print("(c) eval loop, concurrency 1 …", file=sys.stderr)
     c = await timed_loop(plan_1, url, 1)
     prompt_tokens = [r["prompt_tokens"] for r in recorder.requests]
@@ -239,6 +244,7 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
         "a_raw": a,
         "b_loop": b,
         "c_loop_serial": c,
+        "d_raw_serial": d,
         "requests": {
             "count": len(recorder.requests),
             "prompt_tokens_mean": round(sum(prompt_tokens) / max(len(prompt_tokens), 1), 1),
@@ -246,6 +252,7 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
         },
         "b_over_a": round(b["tokens_per_s"] / a["tokens_per_s"], 3) if a["tokens_per_s"] else None,
         "b_over_c": round(b["tokens_per_s"] / c["tokens_per_s"], 3) if c["tokens_per_s"] else None,
+        "a_over_d": round(a["tokens_per_s"] / d["tokens_per_s"], 3) if d["tokens_per_s"] else None,
     }
 
 
@@ -299,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2))
 
-    a, b, c = figures["a_raw"], figures["b_loop"], figures["c_loop_serial"]
+    a, b, c, d = figures["a_raw"], figures["b_loop"], figures["c_loop_serial"], figures["d_raw_serial"]
     print(f"{args.method} on {figures['questions']} {args.benchmark} questions, {figures['requests']['count']} requests "
           f"(mean {figures['requests']['prompt_tokens_mean']} prompt / {figures['requests']['completion_tokens_mean']} "
           "completion tokens)")
@@ -309,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({b['completion_tokens']} tokens in {b['seconds']} s; {b['mean_in_flight']} requests in flight on average)")
     print(f"(c) eval loop, concurrency 1:  {c['tokens_per_s']:8.1f} tokens/s "
           f"({c['completion_tokens']} tokens in {c['seconds']} s)")
-    print(f"(b)/(a) = {figures['b_over_a']}   (b)/(c) = {figures['b_over_c']}")
+    print(f"(d) raw server, concurrency 1: {d['tokens_per_s']:8.1f} tokens/s "
+          f"({d['completion_tokens']} tokens in {d['seconds']} s)")
+    print(f"(b)/(a) = {figures['b_over_a']}   (b)/(c) = {figures['b_over_c']}   "
+          f"(a)/(d) = {figures['a_over_d']} (the server's own gain from concurrency: the ceiling of (b)/(c))")
     print(f"client CPU per model call: (b) {per_call(b)}, (c) {per_call(c)}")
     print(f"prefix-cache hit rate (prompt tokens): (b) {percent(b['prefix_cache_hit_rate'])}, "
           f"(c) {percent(c['prefix_cache_hit_rate'])}")
