@@ -37,7 +37,7 @@ def run_benchmark(name: str, args: argparse.Namespace) -> dict:
     settings = load_settings(model=args.model)
     sampling = settings.sampling.model_copy(update={"top_p": 0.75, "top_k": 40})
     learn = settings.learn.model_copy(update={
-        "rounds": args.rounds, "eval_seeds": args.seeds, "samples": args.samples,
+        "rounds": args.rounds, "eval_seeds": args.seeds, "samples": args.samples or settings.learn.samples,
         "eval_limit": args.hotpotqa_limit if name == "hotpotqa" else None,
     })
     data = None
@@ -53,7 +53,7 @@ def run_benchmark(name: str, args: argparse.Namespace) -> dict:
     report = json.loads((run_dir / "report" / "report.json").read_text())
     metric = report["metrics"][0]
     rows = {m: report["scores"][metric][m].get("All") for m in report["methods"]}
-    return {"benchmark": name, "metric": metric, "rows": rows, "rounds": summary.get("rounds"),
+    return {"benchmark": name, "metric": metric, "rows": rows, "rounds": summary.get("rounds"), "samples": learn.samples,
             "synthesis": summary.get("synthesis"), "seconds": round(time.perf_counter() - start, 1),
             "report": str(run_dir / "report" / "report.md")}
 
@@ -66,9 +66,10 @@ def ratio(rows: dict, method: str) -> float | None:
 
 
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
+    samples = ", ".join(sorted({str(r.get("samples")) for r in results})) or "–"
     lines = [
         f"Model: {args.model}; seeds {', '.join(map(str, args.seeds))} (temperature 0.5, top-p 0.75, top-k 40); "
-        f"{args.rounds} round(s); {args.samples} trajectories per self-instructed question. "
+        f"{args.rounds} round(s); {samples} trajectories per self-instructed question. "
         "Cells: All (×100), mean ± std over seeds.",
         "",
         "| benchmark | metric | react | no-finetune | autoact (round 1) | autoact (round R) | autoact ÷ react | round R ÷ react |",
@@ -107,8 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench-self-improvement")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
-    if args.samples is None:
-        args.samples = load_settings(model=args.model).learn.samples
     results = []
     for name in [b.strip() for b in args.benchmarks.split(",") if b.strip()]:
         result = run_benchmark(name, args)

@@ -378,7 +378,7 @@ class SelfInstruct:
         for r in self.instances.records:
             titles = r["meta"].get("source_titles") or []
             paragraphs = [self.task.corpus.get(t) for t in titles]
-            if paragraphs and None not in paragraphs:  # Corpus.titles would build a list per test
+            if paragraphs and all(p is not None for p in paragraphs):
                 pool.append(self._demonstration(paragraphs, r["question"], r["answer"]))
         return pool
 

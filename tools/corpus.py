@@ -107,13 +107,13 @@ class Corpus:
             self.paragraphs.append(p)
         self._by_fold: dict[str, int] = {}
         self._by_base: dict[str, int] = {}
-        for i, p in enumerate(self.paragraphs):
-            self._by_fold.setdefault(fold(p.title), i)
-            # "Mercury (planet)" is also reachable as "Mercury" unless a page of
-            # that exact name exists (checked earlier in find()).
-            # and "The Salt Hymns" as "Salt Hymns" (and "Beatles" as "The Beatles", below).
-            self._by_base.setdefault(_base_key(p.title), i)
         self._folded_titles = [fold(p.title) for p in self.paragraphs]
+        for i, p in enumerate(self.paragraphs):
+            self._by_fold.setdefault(self._folded_titles[i], i)
+            # "Mercury (planet)" is also reachable as "Mercury", and "The Salt Hymns" as
+            # "Salt Hymns", unless a page of that exact name exists (find() tries it first);
+            # find() drops the entity's own article too, so "The Beatles" finds "Beatles".
+            self._by_base.setdefault(_base_key(p.title), i)
         self._fingerprint: str | None = None
 
     # ---- container -------------------------------------------------------------
