@@ -15,7 +15,13 @@ In one run on the same server:
     ran its benchmarks;
 (d) the replay of (a) at concurrency 1: (a)/(d) is what concurrency buys the server
     itself on this machine. Since (b) <= (a), (b)/(c) <= (a)/(d) × (d)/(c): where the
-    loop alone keeps up with the server ((c) ≈ (d)), (a)/(d) is the ceiling of (b)/(c).
+    loop alone keeps up with the server ((c) ≈ (d)), (a)/(d) is the ceiling of (b)/(c);
+(e) the replay of (a) with the loop's dependencies kept: each question's requests one
+    after another, in the order the loop sent them, C questions at a time, nothing
+    between two calls. It is what a client that costs nothing would reach on this
+    workload, so (b)/(a) = (b)/(e) × (e)/(a) splits the loop's shortfall into its own
+    cost, (b)/(e), and the shape of the work, (e)/(a): chains of dependent calls and
+    the last questions running alone, which no client can remove.
 
 It prints (b)/(a), the share of the server's raw speed the loop keeps, and (b)/(c),
 what running questions concurrently buys, and the mean number of requests in flight
@@ -82,19 +88,22 @@ class RequestRecorder(BaseCallbackHandler):
         self.pending: dict[Any, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
 
-    def on_chat_model_start(self, serialized, messages, *, run_id, invocation_params=None, **kwargs) -> None:
+    def on_chat_model_start(self, serialized, messages, *, run_id, invocation_params=None, metadata=None,
+                            **kwargs) -> None:
         params = invocation_params or {}
         self.pending[run_id] = {
+            "question_id": (metadata or {}).get("question_id"),
             "started": time.perf_counter(),
             "model": params.get("model") or params.get("model_name"),
             "messages": [{"role": ROLES[m.type], "content": str(m.content)} for m in messages[0]],
             "extra_body": dict(params.get("extra_body") or {}),
         }
 
-    def on_llm_start(self, serialized, prompts, *, run_id, invocation_params=None, **kwargs) -> None:
+    def on_llm_start(self, serialized, prompts, *, run_id, invocation_params=None, metadata=None, **kwargs) -> None:
         """A transcript prompt (the default format) sent to /v1/completions."""
         params = invocation_params or {}
         self.pending[run_id] = {
+            "question_id": (metadata or {}).get("question_id"),
             "started": time.perf_counter(),
             "model": params.get("model") or params.get("model_name"),
             "prompt": prompts[0],
@@ -111,15 +120,47 @@ class RequestRecorder(BaseCallbackHandler):
             token_usage = (response.llm_output or {}).get("token_usage") or {}
             usage = {"output_tokens": token_usage.get("completion_tokens"),
                      "input_tokens": token_usage.get("prompt_tokens")}
-        request["seconds"] = time.perf_counter() - request.pop("started")
+        request["seconds"] = time.perf_counter() - request["started"]
         request["completion_tokens"] = int(usage.get("output_tokens") or 0)
         request["prompt_tokens"] = int(usage.get("input_tokens") or 0)
         if request["completion_tokens"] > 0:
             self.requests.append(request)
 
 
-async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
-    """(a) and (d): the recorded requests straight to the server, ``concurrency`` at a time."""
+async def send(client: Any, request: dict[str, Any]) -> int:
+    """One recorded request straight to the server, forced to generate exactly as many
+    tokens as it did in the loop; returns the tokens generated."""
+    n = request["completion_tokens"]
+    # the structured-output guide is left out: the replay must generate exactly n tokens
+    extra = {k: v for k, v in request["extra_body"].items() if k != "structured_outputs"}
+    extra.update(ignore_eos=True, min_tokens=n)
+    if "prompt" in request:
+        reply = await client.completions.create(
+            model=request["model"], prompt=request["prompt"], max_tokens=n, temperature=0.0, extra_body=extra
+        )
+    else:
+        reply = await client.chat.completions.create(
+            model=request["model"], messages=request["messages"], max_tokens=n, temperature=0.0, extra_body=extra
+        )
+    return int(reply.usage.completion_tokens)
+
+
+def chains(requests: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The recorded requests grouped by question, each group in the order it was sent,
+    the groups in the order their questions started. A request without a question id
+    (a loop that passed none) is a chain of its own."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for i, request in enumerate(sorted(requests, key=lambda r: r.get("started", 0.0))):
+        key = request.get("question_id")
+        groups.setdefault(key if key is not None else ("request", i), []).append(request)
+    return list(groups.values())
+
+
+async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int,
+                 chained: bool = False) -> dict[str, Any]:
+    """(a) and (d): the recorded requests straight to the server, ``concurrency`` at a
+    time; (e) with ``chained``: ``concurrency`` questions at a time, each question's
+    requests one after another."""
     import openai
 
     client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key_from_env() or "EMPTY", max_retries=2, timeout=600)
@@ -127,31 +168,22 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
     generated: list[int] = []
     busy: list[float] = []
 
-    async def one(request: dict[str, Any]) -> None:
-        n = request["completion_tokens"]
+    async def one(chain: list[dict[str, Any]]) -> None:
         async with semaphore:
-            t0 = time.perf_counter()
-            # the structured-output guide is left out: the replay must generate exactly n tokens
-            extra = {k: v for k, v in request["extra_body"].items() if k != "structured_outputs"}
-            extra.update(ignore_eos=True, min_tokens=n)
-            if "prompt" in request:
-                reply = await client.completions.create(
-                    model=request["model"], prompt=request["prompt"], max_tokens=n, temperature=0.0, extra_body=extra
-                )
-            else:
-                reply = await client.chat.completions.create(
-                    model=request["model"], messages=request["messages"], max_tokens=n, temperature=0.0,
-                    extra_body=extra,
-                )
-            busy.append(time.perf_counter() - t0)
-        generated.append(int(reply.usage.completion_tokens))
+            for request in chain:
+                t0 = time.perf_counter()
+                tokens = await send(client, request)
+                busy.append(time.perf_counter() - t0)
+                generated.append(tokens)
 
+    units = chains(requests) if chained else [[r] for r in requests]
     start = time.perf_counter()
-    await asyncio.gather(*(one(r) for r in requests))
+    await asyncio.gather(*(one(unit) for unit in units))
     seconds = time.perf_counter() - start
     await client.close()
     return {
         "requests": len(requests),
+        "chains": len(units),
         "completion_tokens": sum(generated),
         "expected_tokens": sum(r["completion_tokens"] for r in requests),
         "seconds": round(seconds, 2),
@@ -235,6 +267,8 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
     b["mean_in_flight"] = round(sum(r["seconds"] for r in recorder.requests) / b["seconds"], 2)
     print(f"(a) raw replay of {len(recorder.requests)} requests, concurrency {concurrency} …", file=sys.stderr)
     a = await replay(url, recorder.requests, concurrency)
+    print(f"(e) raw replay, each question's requests in sequence, concurrency {concurrency} …", file=sys.stderr)
+    e = await replay(url, recorder.requests, concurrency, chained=True)
     print(f"(d) raw replay of {len(recorder.requests)} requests, concurrency 1 …", file=sys.stderr)
     d = await replay(url, recorder.requests, 1)
     print("(c) eval loop, concurrency 1 …", file=sys.stderr)
@@ -245,6 +279,7 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
         "b_loop": b,
         "c_loop_serial": c,
         "d_raw_serial": d,
+        "e_raw_chained": e,
         "requests": {
             "count": len(recorder.requests),
             "prompt_tokens_mean": round(sum(prompt_tokens) / max(len(prompt_tokens), 1), 1),
@@ -254,6 +289,8 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
         "b_over_c": round(b["tokens_per_s"] / c["tokens_per_s"], 3) if c["tokens_per_s"] else None,
         "a_over_d": round(a["tokens_per_s"] / d["tokens_per_s"], 3) if d["tokens_per_s"] else None,
         "c_over_d": round(c["tokens_per_s"] / d["tokens_per_s"], 3) if d["tokens_per_s"] else None,
+        "b_over_e": round(b["tokens_per_s"] / e["tokens_per_s"], 3) if e["tokens_per_s"] else None,
+        "e_over_a": round(e["tokens_per_s"] / a["tokens_per_s"], 3) if a["tokens_per_s"] else None,
     }
 
 
@@ -308,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(figures, indent=2))
 
     a, b, c, d = figures["a_raw"], figures["b_loop"], figures["c_loop_serial"], figures["d_raw_serial"]
+    e = figures["e_raw_chained"]
     print(f"{args.method} on {figures['questions']} {args.benchmark} questions, {figures['requests']['count']} requests "
           f"(mean {figures['requests']['prompt_tokens_mean']} prompt / {figures['requests']['completion_tokens_mean']} "
           "completion tokens)")
@@ -319,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
           f"({c['completion_tokens']} tokens in {c['seconds']} s)")
     print(f"(d) raw server, concurrency 1: {d['tokens_per_s']:8.1f} tokens/s "
           f"({d['completion_tokens']} tokens in {d['seconds']} s)")
-    print(f"(b)/(a) = {figures['b_over_a']}   (b)/(c) = {figures['b_over_c']}   "
+    print(f"(e) raw server, chains, C {args.concurrency}: {e['tokens_per_s']:8.1f} tokens/s "
+          f"({e['completion_tokens']} tokens in {e['seconds']} s; {e['chains']} questions; "
+          f"{e['mean_in_flight']} requests in flight on average)")
+    print(f"(b)/(a) = {figures['b_over_a']} = (b)/(e) {figures['b_over_e']} (the loop's own cost) "
+          f"x (e)/(a) {figures['e_over_a']} (the work's chains and tail)")
+    print(f"(b)/(c) = {figures['b_over_c']}   "
           f"(a)/(d) = {figures['a_over_d']} (the server's own gain from concurrency)   "
           f"(c)/(d) = {figures['c_over_d']} (the loop alone against the server)")
     print(f"client CPU per model call: (b) {per_call(b)}, (c) {per_call(c)}")

@@ -267,9 +267,10 @@ async def evaluate_method(
     async def worker(instance: TaskInstance) -> dict[str, Any]:
         start = time.perf_counter()
         try:
+            # the question's id travels with every run of its episode (tracing, callbacks)
             state = await graph.ainvoke(
                 {"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()},
-                config=config,
+                config={**config, "metadata": {"question_id": instance.id}},
                 context=context,
             )
         except Exception as exc:  # recorded and retried on the next run; never fatal

@@ -83,6 +83,23 @@ def test_records_hold_everything_per_question(settings, data, tmp_path):
     assert summary["groups"]["hard"]["em"] == pytest.approx(50.0)
 
 
+def test_every_model_call_carries_its_question_id(settings, data, tmp_path):
+    # benchmarks/eval_throughput.py replays each question's calls as a chain by this id
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Seen(BaseCallbackHandler):
+        def __init__(self):
+            self.ids = []
+
+        def on_chat_model_start(self, serialized, messages, *, metadata=None, **kwargs):
+            self.ids.append((metadata or {}).get("question_id"))
+
+    seen = Seen()
+    plan = plan_eval(settings, "custom", ["cot"], tmp_path / "out", data=[data])
+    asyncio.run(run_methods(plan, "http://unused/v1", 2, callbacks=[seen], models={"meta": KeyedChatModel(replies=COT)}))
+    assert sorted(seen.ids) == ["q1", "q2", "q3", "q4"]
+
+
 def test_failed_questions_are_logged_and_retried_on_the_next_run(settings, data, tmp_path):
     out = tmp_path / "out"
     broken = KeyedChatModel(replies=COT, failing={"Who wrote Hamlet?"})
