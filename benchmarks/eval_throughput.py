@@ -36,10 +36,16 @@ the loop's model calls. On a machine whose cores the server shares, that time is
 taken from the server. (b) also runs the callback that records its requests and the
 process's first-run work (lazy imports). And, where the server exposes vLLM's
 Prometheus counters at ``/metrics`` (at the server root, not under /v1), the
-prefix-cache hit rate of the prompt tokens in (b) and in (c); (c) asks the same
-questions again, so its prompts may hit what (b) left in the cache. "n/a" where the
-counters are absent: a vLLM server started with ``--disable-log-stats`` has none
-(autoact's servers, unless ``[server] log_stats``; the one this script starts keeps them).
+prefix-cache hit rate of the prompt tokens in each phase. "n/a" where the counters are
+absent: a vLLM server started with ``--disable-log-stats`` has none (autoact's servers,
+unless ``[server] log_stats``; the one this script starts keeps them).
+
+Every phase starts with an empty prefix cache: the replays send exactly the prompts
+(b) sent, so on a warm cache their prefill would be almost free and (a), (d), (e)
+would run faster than any loop could. The cache is emptied through vLLM's
+``POST /reset_prefix_cache``, a development endpoint: the server this script starts
+has it (``VLLM_SERVER_DEV_MODE=1``, on 127.0.0.1); where a ``--base-url`` server lacks
+it, the figures say that the cache was not reset.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import tempfile
@@ -177,6 +184,7 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
                 generated.append(tokens)
 
     units = chains(requests) if chained else [[r] for r in requests]
+    cache_before = cache_metrics(base_url)
     start = time.perf_counter()
     await asyncio.gather(*(one(unit) for unit in units))
     seconds = time.perf_counter() - start
@@ -189,6 +197,7 @@ async def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int
         "seconds": round(seconds, 2),
         "tokens_per_s": round(sum(generated) / seconds, 2),
         "mean_in_flight": round(sum(busy) / seconds, 2),
+        "prefix_cache_hit_rate": hit_rate(cache_before, cache_metrics(base_url)),
     }
 
 
@@ -236,6 +245,21 @@ def model_calls(plan) -> int:
     return sum(int(json.loads(line).get("calls") or 0) for line in lines if line.strip())
 
 
+def reset_prefix_cache(base_url: str) -> bool:
+    """Empty the server's prefix cache; False where the server has no such endpoint
+    (vLLM without ``VLLM_SERVER_DEV_MODE``) or refuses (requests still running)."""
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        response = httpx.post(root + "/reset_prefix_cache", headers=auth_headers(), timeout=30.0, verify=tls_context())
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return False
+    try:
+        return bool(response.json().get("success", True))
+    except ValueError:
+        return True
+
+
 async def timed_loop(plan, url: str, concurrency: int, callbacks: list | None = None) -> dict[str, Any]:
     """One eval loop: its figures, this process's CPU time per model call and the
     prefix-cache hit rate over it."""
@@ -261,17 +285,23 @@ def loop_figures(run: dict[str, Any]) -> dict[str, Any]:
 
 async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
     recorder = RequestRecorder()
-    print(f"(b) eval loop, concurrency {concurrency} …", file=sys.stderr)
+    resets: list[bool] = []
+
+    def cold(label: str) -> None:
+        resets.append(reset_prefix_cache(url))
+        print(f"{label} …", file=sys.stderr)
+
+    cold(f"(b) eval loop, concurrency {concurrency}")
     b = await timed_loop(plan_c, url, concurrency, callbacks=[recorder])
     # requests in flight on average: below C when episodes wait on tools or the last ones run alone
     b["mean_in_flight"] = round(sum(r["seconds"] for r in recorder.requests) / b["seconds"], 2)
-    print(f"(a) raw replay of {len(recorder.requests)} requests, concurrency {concurrency} …", file=sys.stderr)
+    cold(f"(a) raw replay of {len(recorder.requests)} requests, concurrency {concurrency}")
     a = await replay(url, recorder.requests, concurrency)
-    print(f"(e) raw replay, each question's requests in sequence, concurrency {concurrency} …", file=sys.stderr)
+    cold(f"(e) raw replay, each question's requests in sequence, concurrency {concurrency}")
     e = await replay(url, recorder.requests, concurrency, chained=True)
-    print(f"(d) raw replay of {len(recorder.requests)} requests, concurrency 1 …", file=sys.stderr)
+    cold(f"(d) raw replay of {len(recorder.requests)} requests, concurrency 1")
     d = await replay(url, recorder.requests, 1)
-    print("(c) eval loop, concurrency 1 …", file=sys.stderr)
+    cold("(c) eval loop, concurrency 1")
     c = await timed_loop(plan_1, url, 1)
     prompt_tokens = [r["prompt_tokens"] for r in recorder.requests]
     return {
@@ -280,6 +310,7 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
         "c_loop_serial": c,
         "d_raw_serial": d,
         "e_raw_chained": e,
+        "prefix_cache_reset": all(resets),
         "requests": {
             "count": len(recorder.requests),
             "prompt_tokens_mean": round(sum(prompt_tokens) / max(len(prompt_tokens), 1), 1),
@@ -324,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(path).exists():
             print(f"data not found: {path} (pass --data)", file=sys.stderr)
             return 2
+    # a server started here (127.0.0.1) gets vLLM's development endpoints, for /reset_prefix_cache
+    os.environ.setdefault("VLLM_SERVER_DEV_MODE", "1")
     overrides = {"run_dir": Path(args.run)} if args.run else {}
     settings = load_settings(args.config, **overrides)
     # a server started here keeps its engine statistics: the prefix-cache counters at /metrics
@@ -366,8 +399,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(a)/(d) = {figures['a_over_d']} (the server's own gain from concurrency)   "
           f"(c)/(d) = {figures['c_over_d']} (the loop alone against the server)")
     print(f"client CPU per model call: (b) {per_call(b)}, (c) {per_call(c)}")
-    print(f"prefix-cache hit rate (prompt tokens): (b) {percent(b['prefix_cache_hit_rate'])}, "
-          f"(c) {percent(c['prefix_cache_hit_rate'])}")
+    print("prefix-cache hit rate (prompt tokens): " + ", ".join(
+        f"({k}) {percent(x['prefix_cache_hit_rate'])}" for k, x in zip("abcde", (a, b, c, d, e)))
+        + ("; the cache was emptied before each phase" if figures["prefix_cache_reset"]
+           else "; NOT emptied between phases (the server has no /reset_prefix_cache): the replays ran on a warm cache"))
     print(f"figures: {path}")
     return 0
 

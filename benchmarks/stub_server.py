@@ -7,7 +7,8 @@ answers at once, without a model: each agent by the stop sequences its call send
 (tool: "]", plan: "[", reflect: "\\nThought:"; anything else gets a ReAct step), a
 ``Retrieve`` first and ``Finish`` once the episode holds an observation. ``/metrics``
 has vLLM-style prefix-cache counters (the tokens of a prompt's longest common prefix
-with an earlier prompt count as hits), so the benchmarks' parsing runs too.
+with an earlier prompt count as hits), so the benchmarks' parsing runs too, and
+``POST /reset_prefix_cache`` forgets the prompts seen, as vLLM's development endpoint does.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ def handler(counter: PrefixCounter, metrics: bool) -> type[BaseHTTPRequestHandle
             self._send({"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
 
         def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.path.startswith("/reset_prefix_cache"):
+                with counter.lock:
+                    counter.seen = []
+                return self._send({"success": True})
+            request = json.loads(body)
             prompt = request.get("prompt") or json.dumps(request.get("messages"))
             prompt = prompt[0] if isinstance(prompt, list) else prompt
             text = answer(prompt, request.get("stop") or [])
