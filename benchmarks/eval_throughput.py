@@ -1,6 +1,6 @@
 """Throughput of the evaluation loop against the raw server, on one vLLM server.
 
-    python benchmarks/eval_throughput.py --questions 8 --concurrency 8
+    python benchmarks/eval_throughput.py --questions 8 --concurrency 8 [--no-serial]
 
 In one run on the same server:
 
@@ -283,7 +283,16 @@ def loop_figures(run: dict[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in keys}
 
 
-async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
+def ratio(x: dict[str, Any] | None, y: dict[str, Any] | None) -> float | None:
+    """x's tokens/s over y's; None where either phase did not run or y made nothing."""
+    if not x or not y or not y["tokens_per_s"]:
+        return None
+    return round(x["tokens_per_s"] / y["tokens_per_s"], 3)
+
+
+async def measure(plan_c, plan_1, url: str, concurrency: int, serial: bool = True) -> dict[str, Any]:
+    """The five phases (four without ``serial``: (c) and (d) run one request at a
+    time, most of the time of a run with many questions)."""
     recorder = RequestRecorder()
     resets: list[bool] = []
 
@@ -299,10 +308,12 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
     a = await replay(url, recorder.requests, concurrency)
     cold(f"(e) raw replay, each question's requests in sequence, concurrency {concurrency}")
     e = await replay(url, recorder.requests, concurrency, chained=True)
-    cold(f"(d) raw replay of {len(recorder.requests)} requests, concurrency 1")
-    d = await replay(url, recorder.requests, 1)
-    cold("(c) eval loop, concurrency 1")
-    c = await timed_loop(plan_1, url, 1)
+    c = d = None
+    if serial:
+        cold(f"(d) raw replay of {len(recorder.requests)} requests, concurrency 1")
+        d = await replay(url, recorder.requests, 1)
+        cold("(c) eval loop, concurrency 1")
+        c = await timed_loop(plan_1, url, 1)
     prompt_tokens = [r["prompt_tokens"] for r in recorder.requests]
     return {
         "a_raw": a,
@@ -316,12 +327,12 @@ async def measure(plan_c, plan_1, url: str, concurrency: int) -> dict[str, Any]:
             "prompt_tokens_mean": round(sum(prompt_tokens) / max(len(prompt_tokens), 1), 1),
             "completion_tokens_mean": round(a["expected_tokens"] / max(len(recorder.requests), 1), 1),
         },
-        "b_over_a": round(b["tokens_per_s"] / a["tokens_per_s"], 3) if a["tokens_per_s"] else None,
-        "b_over_c": round(b["tokens_per_s"] / c["tokens_per_s"], 3) if c["tokens_per_s"] else None,
-        "a_over_d": round(a["tokens_per_s"] / d["tokens_per_s"], 3) if d["tokens_per_s"] else None,
-        "c_over_d": round(c["tokens_per_s"] / d["tokens_per_s"], 3) if d["tokens_per_s"] else None,
-        "b_over_e": round(b["tokens_per_s"] / e["tokens_per_s"], 3) if e["tokens_per_s"] else None,
-        "e_over_a": round(e["tokens_per_s"] / a["tokens_per_s"], 3) if a["tokens_per_s"] else None,
+        "b_over_a": ratio(b, a),
+        "b_over_c": ratio(b, c),
+        "a_over_d": ratio(a, d),
+        "c_over_d": ratio(c, d),
+        "b_over_e": ratio(b, e),
+        "e_over_a": ratio(e, a),
     }
 
 
@@ -348,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="run directory (adapters for autoact methods)")
     p.add_argument("--out", help="where the loops write their records (default: a temporary folder)")
     p.add_argument("--json", help="write the figures here (default: OUT/throughput.json)")
+    p.add_argument("--no-serial", action="store_true",
+                   help="skip (c) and (d), one request at a time: for runs with many questions")
     args = p.parse_args(argv)
 
     data = args.data or ([str(DEFAULT_DATA)] if args.benchmark == "hotpotqa" else None)
@@ -368,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     plan_c = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c{args.concurrency}", **common)
     plan_1 = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c1", **common)
     with eval_endpoint(settings, plan_c.methods, args.base_url) as url:
-        figures = asyncio.run(measure(plan_c, plan_1, url, args.concurrency))
+        figures = asyncio.run(measure(plan_c, plan_1, url, args.concurrency, serial=not args.no_serial))
     figures.update({
         "benchmark": args.benchmark, "method": args.method, "questions": len(plan_c.instances),
         "concurrency": args.concurrency, "max_steps": args.max_steps, "model": settings.model, "base_url": url,
@@ -386,21 +399,23 @@ def main(argv: list[str] | None = None) -> int:
           f"({a['completion_tokens']} tokens in {a['seconds']} s; {a['mean_in_flight']} requests in flight on average)")
     print(f"(b) eval loop, concurrency {args.concurrency}: {b['tokens_per_s']:8.1f} tokens/s "
           f"({b['completion_tokens']} tokens in {b['seconds']} s; {b['mean_in_flight']} requests in flight on average)")
-    print(f"(c) eval loop, concurrency 1:  {c['tokens_per_s']:8.1f} tokens/s "
-          f"({c['completion_tokens']} tokens in {c['seconds']} s)")
-    print(f"(d) raw server, concurrency 1: {d['tokens_per_s']:8.1f} tokens/s "
-          f"({d['completion_tokens']} tokens in {d['seconds']} s)")
+    if c and d:
+        print(f"(c) eval loop, concurrency 1:  {c['tokens_per_s']:8.1f} tokens/s "
+              f"({c['completion_tokens']} tokens in {c['seconds']} s)")
+        print(f"(d) raw server, concurrency 1: {d['tokens_per_s']:8.1f} tokens/s "
+              f"({d['completion_tokens']} tokens in {d['seconds']} s)")
     print(f"(e) raw server, chains, C {args.concurrency}: {e['tokens_per_s']:8.1f} tokens/s "
           f"({e['completion_tokens']} tokens in {e['seconds']} s; {e['chains']} questions; "
           f"{e['mean_in_flight']} requests in flight on average)")
     print(f"(b)/(a) = {figures['b_over_a']} = (b)/(e) {figures['b_over_e']} (the loop's own cost) "
           f"x (e)/(a) {figures['e_over_a']} (the work's chains and tail)")
-    print(f"(b)/(c) = {figures['b_over_c']}   "
-          f"(a)/(d) = {figures['a_over_d']} (the server's own gain from concurrency)   "
-          f"(c)/(d) = {figures['c_over_d']} (the loop alone against the server)")
-    print(f"client CPU per model call: (b) {per_call(b)}, (c) {per_call(c)}")
+    if c and d:
+        print(f"(b)/(c) = {figures['b_over_c']}   "
+              f"(a)/(d) = {figures['a_over_d']} (the server's own gain from concurrency)   "
+              f"(c)/(d) = {figures['c_over_d']} (the loop alone against the server)")
+    print(f"client CPU per model call: (b) {per_call(b)}" + (f", (c) {per_call(c)}" if c else ""))
     print("prefix-cache hit rate (prompt tokens): " + ", ".join(
-        f"({k}) {percent(x['prefix_cache_hit_rate'])}" for k, x in zip("abcde", (a, b, c, d, e)))
+        f"({k}) {percent(x['prefix_cache_hit_rate'])}" for k, x in zip("abcde", (a, b, c, d, e)) if x)
         + ("; the cache was emptied before each phase" if figures["prefix_cache_reset"]
            else "; NOT emptied between phases (the server has no /reset_prefix_cache): the replays ran on a warm cache"))
     print(f"figures: {path}")
