@@ -359,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="run directory (adapters for autoact methods)")
     p.add_argument("--out", help="where the loops write their records (default: a temporary folder)")
     p.add_argument("--json", help="write the figures here (default: OUT/throughput.json)")
+    p.add_argument("--no-structured", action="store_true",
+                   help="the loop without vLLM structured outputs (its guides cost the server time per token; "
+                        "the replays never send them)")
     p.add_argument("--no-serial", action="store_true",
                    help="skip (c) and (d), one request at a time: for runs with many questions")
     args = p.parse_args(argv)
@@ -377,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or tempfile.mkdtemp(prefix="eval-throughput-"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = dict(data=data, limit=args.questions, max_steps=args.max_steps)
+    if args.no_structured:
+        common["structured"] = False
     # fresh directories: a resumed loop would skip its questions
     plan_c = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c{args.concurrency}", **common)
     plan_1 = plan_eval(settings, args.benchmark, [args.method], out / f"{stamp}-c1", **common)
@@ -385,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update({
         "benchmark": args.benchmark, "method": args.method, "questions": len(plan_c.instances),
         "concurrency": args.concurrency, "max_steps": args.max_steps, "model": settings.model, "base_url": url,
+        "structured": not args.no_structured,
     })
     path = Path(args.json or out / "throughput.json")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,8 @@ SUMMARY_FILE = "summary.json"
 #: Manifest fields that must agree when a directory is resumed: results under
 #: different questions, tools or models must not be mixed.
 STABLE_FIELDS = ("benchmark", "data", "split", "tools", "model", "seed", "temperature", "options")
-OPTION_KEYS = ("max_steps", "max_reflections", "trials", "temperature", "max_tokens", "max_context_tokens")
+OPTION_KEYS = ("max_steps", "max_reflections", "trials", "temperature", "max_tokens", "max_context_tokens",
+               "structured")
 
 
 class EvalSetupError(ValueError):
@@ -295,7 +296,7 @@ def method_context(method: Method, task: Task, tools: list[str], base_url: str,
     values: dict[str, Any] = {"base_url": base_url, "task": task.name}
     if method.uses_tools:
         values["tools"] = list(tools)
-    for key in ("max_steps", "temperature", "max_tokens", "max_reflections", "max_context_tokens"):
+    for key in ("max_steps", "temperature", "max_tokens", "max_reflections", "max_context_tokens", "structured"):
         if options.get(key) is not None:
             values[key] = options[key]
     values.update(method.context)
@@ -368,7 +369,8 @@ def plan_eval(
     **options: Any,
 ) -> EvalPlan:
     """Load the benchmark, pick questions and tools, check the output directory.
-    ``options``: max_steps, max_reflections, trials, temperature, max_tokens."""
+    ``options``: max_steps, max_reflections, trials, temperature, max_tokens,
+    max_context_tokens, structured (False: no vLLM structured outputs)."""
     from autoact.graph.environment import Backend
 
     unknown = set(options) - set(OPTION_KEYS)

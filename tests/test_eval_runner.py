@@ -100,6 +100,15 @@ def test_every_model_call_carries_its_question_id(settings, data, tmp_path):
     assert sorted(seen.ids) == ["q1", "q2", "q3", "q4"]
 
 
+def test_structured_outputs_can_be_turned_off_for_a_run(settings, data, tmp_path):
+    # benchmarks/eval_throughput.py --no-structured measures what the guides cost the server
+    plan = plan_eval(settings, "custom", ["react"], tmp_path / "out", data=[data], structured=False)
+    react = plan.methods[0]
+    assert method_context(react, plan.task, plan.tools, "http://x/v1", plan.options)["structured"] is False
+    assert "structured" not in method_context(react, plan.task, plan.tools, "http://x/v1", {})
+    assert plan.manifest["options"] == {"structured": False}
+
+
 def test_failed_questions_are_logged_and_retried_on_the_next_run(settings, data, tmp_path):
     out = tmp_path / "out"
     broken = KeyedChatModel(replies=COT, failing={"Who wrote Hamlet?"})
