@@ -5,7 +5,7 @@
 In one run on the same server:
 
 (a) raw generation tokens/s at concurrency C: the very requests the eval loop sent in
-    (b) (same prompts, same model names, same prefill), replayed straight to the
+    (b) (same prompts, model names and sampling parameters, seed included), replayed straight to the
     OpenAI-compatible endpoint C at a time, each forced to generate exactly the
     number of tokens it generated in (b) (``max_tokens`` = that count, EOS ignored, no
     stop strings);
@@ -83,6 +83,13 @@ CACHE_GAUGE = "vllm:gpu_prefix_cache_hit_rate"
 SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{.*\})?\s+(\S+)")
 
 
+def sampling_of(params: dict[str, Any]) -> dict[str, Any]:
+    """The sampling parameters a request was sent with (top_k travels in extra_body).
+    The replays send them too: a seeded request takes vLLM's per-request sampling path,
+    slower than greedy, and raw speed must be measured on the same work."""
+    return {k: params[k] for k in ("temperature", "top_p", "seed") if params.get(k) is not None}
+
+
 class RequestRecorder(BaseCallbackHandler):
     """Every request the graphs send (model, chat messages or transcript prompt, extra
     body) and the number of tokens the server generated for it."""
@@ -102,6 +109,7 @@ class RequestRecorder(BaseCallbackHandler):
             "question_id": (metadata or {}).get("question_id"),
             "started": time.perf_counter(),
             "model": params.get("model") or params.get("model_name"),
+            "sampling": sampling_of(params),
             "messages": [{"role": ROLES[m.type], "content": str(m.content)} for m in messages[0]],
             "extra_body": dict(params.get("extra_body") or {}),
         }
@@ -113,6 +121,7 @@ class RequestRecorder(BaseCallbackHandler):
             "question_id": (metadata or {}).get("question_id"),
             "started": time.perf_counter(),
             "model": params.get("model") or params.get("model_name"),
+            "sampling": sampling_of(params),
             "prompt": prompts[0],
             "extra_body": dict(params.get("extra_body") or {}),
         }
@@ -135,19 +144,21 @@ class RequestRecorder(BaseCallbackHandler):
 
 
 async def send(client: Any, request: dict[str, Any]) -> int:
-    """One recorded request straight to the server, forced to generate exactly as many
-    tokens as it did in the loop; returns the tokens generated."""
+    """One recorded request straight to the server, with its own sampling parameters,
+    forced to generate exactly as many tokens as it did in the loop; returns the tokens
+    generated."""
     n = request["completion_tokens"]
     # the structured-output guide is left out: the replay must generate exactly n tokens
     extra = {k: v for k, v in request["extra_body"].items() if k != "structured_outputs"}
     extra.update(ignore_eos=True, min_tokens=n)
+    sampling = {"temperature": 0.0, **request.get("sampling", {})}
     if "prompt" in request:
         reply = await client.completions.create(
-            model=request["model"], prompt=request["prompt"], max_tokens=n, temperature=0.0, extra_body=extra
+            model=request["model"], prompt=request["prompt"], max_tokens=n, extra_body=extra, **sampling
         )
     else:
         reply = await client.chat.completions.create(
-            model=request["model"], messages=request["messages"], max_tokens=n, temperature=0.0, extra_body=extra
+            model=request["model"], messages=request["messages"], max_tokens=n, extra_body=extra, **sampling
         )
     return int(reply.usage.completion_tokens)
 

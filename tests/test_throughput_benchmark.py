@@ -58,3 +58,10 @@ def test_the_prefix_cache_is_emptied_where_the_server_can(tmp_path):
     finally:
         stub.terminate()
         stub.wait(10)
+
+
+def test_the_replay_sends_the_loops_sampling_parameters():
+    params = {"model": "base", "temperature": 0.5, "top_p": 0.75, "seed": 3, "n": 1, "logprobs": None,
+              "extra_body": {"top_k": 40}}
+    assert eval_throughput.sampling_of(params) == {"temperature": 0.5, "top_p": 0.75, "seed": 3}
+    assert eval_throughput.sampling_of({"model": "base"}) == {}
