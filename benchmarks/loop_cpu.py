@@ -25,19 +25,16 @@ import argparse
 import asyncio
 import cProfile
 import pstats
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import httpx
-
+import stub_server
 from autoact.eval.runner import plan_eval
-from eval_throughput import timed_loop  # the same measure as eval_throughput's (b) and (c)
 from autoact.settings import load_settings
+from eval_throughput import timed_loop  # the same measure as eval_throughput's (b) and (c)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -61,12 +58,6 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("standard library (typing, inspect, abc, …)", ("typing", "typing_extensions", "inspect", "abc", "dataclasses",
                                                    "functools", "contextvars", "copy", "enum", "re", "uuid")),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_per_call(settings, method: str, url: str, concurrency: int, out: Path, limit: int | None = None) -> float:
@@ -184,16 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="DIR", help="also split each method's CPU by category (cProfile), "
                         "writing DIR/METHOD.pstats")
     args = parser.parse_args(argv)
-    port = free_port()
-    stub = subprocess.Popen([sys.executable, str(HERE / "stub_server.py"), str(port)])
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(50):
-            try:
-                httpx.get(f"{url}/models", timeout=1.0)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with stub_server.running() as url:
         settings = load_settings()
         with tempfile.TemporaryDirectory() as tmp:
             for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
@@ -206,9 +188,6 @@ def main(argv: list[str] | None = None) -> int:
                 if args.profile:
                     profile_method(settings, method, url, args.concurrency, Path(tmp) / f"{method}-profiled",
                                    per_call[len(per_call) // 2], Path(args.profile))
-    finally:
-        stub.terminate()
-        stub.wait(10)
     return 0
 
 

@@ -13,10 +13,16 @@ with an earlier prompt count as hits), so the benchmarks' parsing runs too, and
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 MODELS = ("base", "plan", "tool", "reflect")
 
@@ -106,6 +112,33 @@ def handler(counter: PrefixCounter, metrics: bool) -> type[BaseHTTPRequestHandle
                         "choices": [choice], "usage": usage})
 
     return Handler
+
+
+@contextlib.contextmanager
+def running() -> Iterator[str]:
+    """This stub in a child process on a free port of 127.0.0.1: yields its ``…/v1``
+    URL once it answers, and stops it by its process id on the way out."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stub = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(port)])
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 60  # a busy machine starts Python slowly
+        while True:
+            try:
+                httpx.get(f"{url}/models", timeout=1.0)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or stub.poll() is not None:
+                    raise RuntimeError(f"the stub server on port {port} did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        stub.terminate()
+        stub.wait(10)
 
 
 def main(argv: list[str]) -> None:

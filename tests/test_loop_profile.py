@@ -58,6 +58,7 @@ def test_the_profile_sees_cpu_spent_in_worker_threads():
         worker.start()
         worker.join()
     stats = profiler.stats()
-    spent = [v[2] for (f, _l, name), v in stats.stats.items() if name == "_busy_in_a_worker"]
+    # cumulative: the loop's own time plus the thread_time() calls it makes (a C function)
+    spent = [v[3] for (f, _l, name), v in stats.stats.items() if name == "_busy_in_a_worker"]
     assert len(profiler.profiles) == 2
-    assert spent and spent[0] > 0.02
+    assert spent and spent[0] > 0.04

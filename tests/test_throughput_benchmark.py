@@ -23,27 +23,13 @@ def test_requests_chain_by_question_in_the_order_they_were_sent():
     assert groups == [[2, 3], [1, 5], [4], [6]]
 
 
-def test_the_prefix_cache_is_emptied_where_the_server_can(tmp_path):
-    import socket
-    import subprocess
-    import time
-
+def test_the_prefix_cache_is_emptied_where_the_server_can():
     import httpx
+    import stub_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
-    # nothing listens yet: no endpoint, no reset
-    assert eval_throughput.reset_prefix_cache(url) is False
-    stub = subprocess.Popen([sys.executable, str(Path(eval_throughput.__file__).with_name("stub_server.py")), str(port)])
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/models", timeout=1.0)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    # a port nothing listens on: no endpoint, no reset
+    assert eval_throughput.reset_prefix_cache("http://127.0.0.1:9/v1") is False
+    with stub_server.running() as url:
         prompt = "Question: where? " * 40
 
         def send() -> dict:
@@ -55,9 +41,6 @@ def test_the_prefix_cache_is_emptied_where_the_server_can(tmp_path):
         assert send()["hits"] > 0  # the same prompt again: cached
         assert eval_throughput.reset_prefix_cache(url) is True
         assert send()["hits"] == 0  # emptied
-    finally:
-        stub.terminate()
-        stub.wait(10)
 
 
 def test_the_replay_sends_the_loops_sampling_parameters():
