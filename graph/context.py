@@ -26,7 +26,9 @@ class BaseContext(BaseModel):
         "empty = server.base_url from the settings, else the one `autoact serve` recorded",
     )
     task: str = Field("demo", description="task name: demo, hotpotqa, scienceqa or custom")
-    data: str | None = Field(None, description="task data file (JSONL), for tasks that read one")
+    data: str | list[str] | None = Field(
+        None, description="task data file(s) (JSONL), for tasks that read them (HotpotQA: e.g. easy and medium)"
+    )
     corpus: str | None = Field(None, description="corpus file for Retrieve / Lookup / Search")
     tools: list[str] | None = Field(
         None, description="names of the tools to offer (e.g. Retrieve, Lookup); empty = the task's defaults"

@@ -53,11 +53,17 @@ class Backend:
     # ---- tasks and tools --------------------------------------------------------------
     def task(self, context: BaseContext) -> Any:
         """The context's task, loaded once per process (thread-safe)."""
-        key = (context.task, context.data, context.corpus)
+        key = self._task_key(context)
         with self._lock:
             if key not in self._tasks:
                 self._tasks[key] = self._fn("load_task")(context.task, data=context.data, corpus=context.corpus)
             return self._tasks[key]
+
+    @staticmethod
+    def _task_key(context: BaseContext) -> tuple:
+        """The task cache's key: several data files (a list in the context) as a tuple."""
+        data = tuple(context.data) if isinstance(context.data, list) else context.data
+        return (context.task, data, context.corpus)
 
     def tools(self, task: Any, context: BaseContext) -> list[dict[str, str]]:
         """``{name, description, usage}`` of the selected tools, validated against the
@@ -98,7 +104,7 @@ class Backend:
         """(task, tool specs) when both are cached already, else None: a node then needs
         no thread to get them. Read without the lock, which is held while a task loads
         (an event loop must not wait for that); a dict read is atomic."""
-        task = self._tasks.get((context.task, context.data, context.corpus))
+        task = self._tasks.get(self._task_key(context))
         entry = None if task is None else self._tasks.get(self._tools_key(task, context))
         return None if entry is None else (task, list(entry[1]))
 
