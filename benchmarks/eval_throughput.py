@@ -230,11 +230,15 @@ def parse_cache_metrics(text: str) -> dict[str, float]:
     return {"hit_rate": sums[CACHE_GAUGE]} if CACHE_GAUGE in sums else {}
 
 
+def server_root(base_url: str) -> str:
+    """vLLM's own endpoints (/metrics, /reset_prefix_cache) sit at the root, not under /v1."""
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
 def cache_metrics(base_url: str) -> dict[str, float]:
     """The server's prefix-cache figures now ({} when it has no /metrics or no such figures)."""
-    root = base_url.rstrip("/").removesuffix("/v1")
     try:
-        response = httpx.get(root + "/metrics", headers=auth_headers(), timeout=10.0, verify=tls_context())
+        response = httpx.get(server_root(base_url) + "/metrics", headers=auth_headers(), timeout=10.0, verify=tls_context())
         response.raise_for_status()
     except httpx.HTTPError:
         return {}
@@ -259,9 +263,8 @@ def model_calls(plan) -> int:
 def reset_prefix_cache(base_url: str) -> bool:
     """Empty the server's prefix cache; False where the server has no such endpoint
     (vLLM without ``VLLM_SERVER_DEV_MODE``) or refuses (requests still running)."""
-    root = base_url.rstrip("/").removesuffix("/v1")
     try:
-        response = httpx.post(root + "/reset_prefix_cache", headers=auth_headers(), timeout=30.0, verify=tls_context())
+        response = httpx.post(server_root(base_url) + "/reset_prefix_cache", headers=auth_headers(), timeout=30.0, verify=tls_context())
         response.raise_for_status()
     except httpx.HTTPError:
         return False
@@ -371,8 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="where the loops write their records (default: a temporary folder)")
     p.add_argument("--json", help="write the figures here (default: OUT/throughput.json)")
     p.add_argument("--no-structured", action="store_true",
-                   help="the loop without vLLM structured outputs (its guides cost the server time per token; "
-                        "the replays never send them)")
+                   help="the loop without vLLM structured outputs (the replays never send them), to see "
+                        "whether guided decoding is part of the gap between (b) and (e)")
     p.add_argument("--no-serial", action="store_true",
                    help="skip (c) and (d), one request at a time: for runs with many questions")
     args = p.parse_args(argv)

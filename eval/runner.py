@@ -296,7 +296,7 @@ def method_context(method: Method, task: Task, tools: list[str], base_url: str,
     values: dict[str, Any] = {"base_url": base_url, "task": task.name}
     if method.uses_tools:
         values["tools"] = list(tools)
-    for key in ("max_steps", "temperature", "max_tokens", "max_reflections", "max_context_tokens", "structured"):
+    for key in (k for k in OPTION_KEYS if k != "trials"):  # trials: reflexion's max_trials, below
         if options.get(key) is not None:
             values[key] = options[key]
     values.update(method.context)
