@@ -14,7 +14,8 @@ so that seeds differ):
 - hotpotqa: the shared easy and medium files, ``--hotpotqa-limit`` questions per level.
 
 It prints one row per benchmark and method (the All score, mean ± std over seeds) and
-the ratio autoact ÷ react (of the means), and writes ``table.md`` / ``table.json``
+the ratio autoact ÷ react (of the means), then where each method lost its answers
+(retrieval or extraction), and writes ``table.md`` / ``table.json``
 under ``--out``. Runs resume: run it again with the same ``--out`` to continue.
 """
 
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 from autoact.app.pipeline import PipelineConfig, run_pipeline
+from autoact.eval.aggregate import OUTCOMES
 from autoact.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +55,8 @@ def run_benchmark(name: str, args: argparse.Namespace) -> dict:
     report = json.loads((run_dir / "report" / "report.json").read_text())
     metric = report["metrics"][0]
     rows = {m: report["scores"][metric][m].get("All") for m in report["methods"]}
-    return {"benchmark": name, "metric": metric, "rows": rows, "rounds": summary.get("rounds"), "samples": learn.samples,
+    return {"benchmark": name, "metric": metric, "rows": rows, "outcomes": report.get("answer_outcomes") or {},
+            "rounds": summary.get("rounds"), "samples": learn.samples,
             "synthesis": summary.get("synthesis"), "seconds": round(time.perf_counter() - start, 1),
             "report": str(run_dir / "report" / "report.md")}
 
@@ -93,7 +96,23 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
 
         lines.append(f"| {r['benchmark']} | {r['metric']} | {cell('react')} | {cell('no-finetune')} | "
                      f"{cell('autoact')} | {cell(last)} | {times('autoact')} | {times(last)} |")
+    lines += outcome_lines(results)
     return "\n".join(lines) + "\n"
+
+
+def outcome_lines(results: list[dict]) -> list[str]:
+    """Where each method's answers were lost, summed over seeds: retrieval (never read
+    the gold answer) or extraction (read it, gave something else)."""
+    if not any(r.get("outcomes") for r in results):
+        return []
+    lines = ["", "Where answers were lost (episodes summed over seeds; see `autoact.eval.aggregate.answer_outcome`):", "",
+             "| benchmark | method | " + " | ".join(OUTCOMES) + " |", "|---|---|" + "---:|" * len(OUTCOMES)]
+    for r in results:
+        for method, counts in (r.get("outcomes") or {}).items():
+            total = sum(counts.values()) or 1
+            cells = " | ".join(f"{counts[k]} ({100 * counts[k] / total:.0f} %)" for k in OUTCOMES)
+            lines.append(f"| {r['benchmark']} | {method} | {cells} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,11 @@ unknown one, a missing argument, a turn without a code block), the environment
 refused it, or its code block did not run to the end (sandbox status other than
 ``ok``). Records that lack what this needs (older ones) count in none.
 
+Where answers were lost (``answer_outcomes``, open QA): each episode is solved (F1 = 1),
+partly right (0 < F1 < 1), or wrong; a wrong one either *read* the gold answer in a
+tool observation and did not give it (an extraction failure) or never saw it (a
+retrieval failure). The split says which half of the agent to improve.
+
 Several evaluation directories (one per seed) combine into mean ± sample standard
 deviation of each cell.
 """
@@ -26,7 +31,7 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
 from autoact.actions import ENV_ACTIONS, FINISH, format_action, parse_action
-from autoact.metrics import mean
+from autoact.metrics import contains_phrase, mean
 from autoact.prompts.codeact import CODE
 
 QA_METRICS = ("f1", "em")
@@ -181,6 +186,48 @@ def self_debugging(records: Sequence[dict[str, Any]], tools: Sequence[str]) -> d
         "error_turn_pct": 100.0 * errors / turns if turns else None,
         "recovered_pct": 100.0 * recovered / len(erring) if erring else None,
     }
+
+
+OUTCOMES = ("solved", "partly right", "read, not given", "never read")
+
+
+def observations(record: dict[str, Any]) -> list[str] | None:
+    """The tool observations an episode saw (every trial's for Reflexion); None for a
+    record without steps."""
+    trials = record.get("trials")
+    if trials and all(isinstance(t.get("actions"), list) for t in trials):
+        episodes = [t["actions"] for t in trials]
+    elif isinstance(record.get("trajectory"), list):
+        episodes = [record["trajectory"]]
+    else:
+        return None
+    return [str(step.get("observation") or "") for steps in episodes for step in steps if isinstance(step, dict)]
+
+
+def answer_outcome(record: dict[str, Any]) -> str | None:
+    """One of ``OUTCOMES`` for an open-QA record with steps, else None (multiple
+    choice, no gold, no trajectory)."""
+    gold = record.get("gold")
+    if record.get("choices") or gold in (None, "", []):
+        return None
+    seen = observations(record)
+    if seen is None:
+        return None
+    f1 = record_value(record, "f1")
+    if f1 >= 1.0 - 1e-9:
+        return "solved"
+    if f1 > 0:
+        return "partly right"
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    read = any(contains_phrase(obs, g, lenient=True) for obs in seen for g in golds)
+    return "read, not given" if read else "never read"
+
+
+def answer_outcomes(records: Sequence[dict[str, Any]]) -> dict[str, int] | None:
+    """Episodes per outcome (all four keys), over the records that can tell; None when
+    none can."""
+    counts = Counter(o for r in records if (o := answer_outcome(r)) is not None)
+    return {o: counts[o] for o in OUTCOMES} if counts else None
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:

@@ -4,7 +4,8 @@ Every number is recomputed from the per-question records (``<method>.jsonl``), s
 the table is exactly the mean of the records. Several directories are several seeds
 of one benchmark: each cell becomes mean ± sample standard deviation over them.
 The report holds the table in the paper's layout (methods × levels, then All), the
-cost per question (model calls, tokens, latency), halt reasons, self-debugging
+cost per question (model calls, tokens, latency), halt reasons, where answers were
+lost (retrieval or extraction, see ``aggregate.answer_outcome``), self-debugging
 (turns per question, error turns, recovery from errors), what each method is, and
 two PNG plots: score by method and group, and cost against score.
 """
@@ -20,6 +21,8 @@ from typing import Any, Sequence
 from autoact.eval.aggregate import (
     ALL,
     METRIC_LABELS,
+    OUTCOMES,
+    answer_outcomes,
     metrics_for,
     mean_std,
     ordered_groups,
@@ -267,6 +270,12 @@ def build_report(eval_dirs: Sequence[str | Path]) -> dict[str, Any]:
                      if m in r["records"]] if _uses_tools(m) else [])
         debugging[m] = combine_debugging([d for d in per_seed if d])
 
+    outcomes = {}
+    for m in methods:
+        per_seed = [o for r in runs if m in r["records"] and (o := answer_outcomes(r["records"][m]))]
+        if per_seed:
+            outcomes[m] = {k: sum(o[k] for o in per_seed) for k in OUTCOMES}
+
     notes = []
     for r in runs:
         ids = {m: {x["id"] for x in recs} for m, recs in r["records"].items()}
@@ -293,6 +302,7 @@ def build_report(eval_dirs: Sequence[str | Path]) -> dict[str, Any]:
         "questions": questions,
         "halt_reasons": halts,
         "self_debugging": debugging,
+        "answer_outcomes": outcomes,
         "descriptions": {m: _description(m) for m in methods},
         "notes": notes,
         "setup": {
@@ -358,6 +368,7 @@ def _blocks(report: dict[str, Any], plots: dict[str, str]) -> list[tuple]:
     blocks.append(("h2", "How episodes ended"))
     blocks.append(("table", ["Method", "Halt reasons"],
                    [[m, ", ".join(f"{k}: {v}" for k, v in sorted(h.items()))] for m, h in report["halt_reasons"].items()]))
+    blocks.extend(_outcome_blocks(report))
     blocks.extend(_debugging_blocks(report))
     if plots:
         blocks.append(("h2", "Plots"))
@@ -384,6 +395,27 @@ DEBUG_LEGEND = (
     "without tools take no turns; records that cannot tell (written before these figures: no trajectory, code "
     "blocks without the sandbox status, reflexion trials without their actions) count in none; – = no figure."
 )
+
+
+OUTCOME_LEGEND = (
+    "Each episode of an open question, summed over seeds: solved (F1 = 1), partly right (0 < F1 < 1), or wrong; "
+    "a wrong answer either came after a tool observation that contained the gold answer (read, not given: the "
+    "agent found the evidence and did not extract the answer) or after none did (never read: retrieval failed). "
+    "Episodes without steps (methods without tools, multiple choice) count in none."
+)
+
+
+def _outcome_blocks(report: dict[str, Any]) -> list[tuple]:
+    outcomes = report.get("answer_outcomes") or {}
+    if not outcomes:
+        return []
+    rows = []
+    for m, counts in outcomes.items():
+        total = sum(counts.values())
+        rows.append([m, *[f"{counts[k]} ({100.0 * counts[k] / total:.0f} %)" for k in OUTCOMES]])
+    return [("h2", "Where answers were lost"),
+            ("table", ["Method", *[k.capitalize() for k in OUTCOMES]], rows),
+            ("p", OUTCOME_LEGEND)]
 
 
 def _debugging_blocks(report: dict[str, Any]) -> list[tuple]:

@@ -209,3 +209,40 @@ def test_self_debugging_over_seeds_and_records_that_cannot_tell(tmp_path):
     md = write_report([s0, s1], tmp_path / "report")["markdown"].read_text()
     assert "| react | 2.25 ± 0.35 | 10.0 ± 14.1 | 1 of 3 | 100.0 (1 of 1) |" in md
     assert "Questions counted (the others' records cannot tell): react: 3 of 4." in md
+
+
+def _qa(qid: str, f1: float, observations: list[str], gold: str = "Ida Brann") -> dict:
+    steps = [{"thought": "t", "action": "Retrieve", "argument": "x", "observation": o} for o in observations]
+    return {**_record(qid, "easy", f1, float(f1 == 1.0)), "gold": gold,
+            "trajectory": [*steps, {"thought": "t", "action": "Finish", "argument": "p", "observation": ""}]}
+
+
+def test_answer_outcome_separates_extraction_from_retrieval_failures():
+    from autoact.eval.aggregate import answer_outcome, answer_outcomes
+
+    founded = "Velmora was founded in 1412 by the navigator Ida Brann."
+    assert answer_outcome(_qa("a", 1.0, [founded])) == "solved"
+    assert answer_outcome(_qa("b", 0.5, [])) == "partly right"
+    assert answer_outcome(_qa("c", 0.0, ["Nothing here.", founded])) == "read, not given"
+    assert answer_outcome(_qa("d", 0.0, ["Velmora is a town."])) == "never read"
+    assert answer_outcome(_qa("e", 0.0, ["Ida Branner was a sailor."])) == "never read"  # whole words only
+    assert answer_outcome({**_qa("f", 0.0, [founded]), "choices": ["a", "b"]}) is None  # multiple choice
+    assert answer_outcome({"id": "g", "gold": "x", "scores": {"f1": 0.0}}) is None  # no steps
+    reflexion = {"id": "h", "gold": "Ida Brann", "scores": {"f1": 0.0},
+                 "trials": [{"actions": [{"observation": "no"}]}, {"actions": [{"observation": founded}]}]}
+    assert answer_outcome(reflexion) == "read, not given"
+    assert answer_outcomes([_qa("a", 1.0, []), _qa("c", 0.0, [founded])]) == {
+        "solved": 1, "partly right": 0, "read, not given": 1, "never read": 0}
+    assert answer_outcomes([{"id": "g"}]) is None
+
+
+def test_report_says_where_answers_were_lost_summed_over_seeds(tmp_path):
+    read = "Velmora was founded by Ida Brann."
+    s0 = _eval_dir(tmp_path, "s0", {"react": [_qa("a", 1.0, [read]), _qa("b", 0.0, [read])]})
+    s1 = _eval_dir(tmp_path, "s1", {"react": [_qa("a", 0.0, ["Velmora."]), _qa("b", 0.0, [read])]}, seed=1)
+    report = build_report([s0, s1])
+    assert report["answer_outcomes"]["react"] == {"solved": 1, "partly right": 0, "read, not given": 2,
+                                                  "never read": 1}
+    text = write_report([s0, s1], tmp_path / "out")["markdown"].read_text()
+    assert "## Where answers were lost" in text
+    assert "| react | 1 (25 %) | 0 (0 %) | 2 (50 %) | 1 (25 %) |" in text
