@@ -10,11 +10,20 @@ it is kept only if an *information* tool (one whose observation comes from the
 world, see ``autoact.tools.library``) showed the answer in its observation, and the
 agent did not put the answer into that tool's argument. Typing the answer into a
 calculator (``Calculator[1802]`` -> ``1802``) or searching for it by name is not
-finding it. Every dropped trajectory is counted by reason.
+finding it.
+
+An open-QA trajectory's last thought must state the answer before it concludes
+(``rationale_states_answer``): "The kelp press was invented by Agnes Pell in 1856. The
+question asks who invented it, so the answer is Agnes Pell." is kept; "The first salt
+kiln still stands beside the bridge. The question asks in what year, so the answer is
+1831." is not, although its answer is right: the agents would learn to quote any
+sentence and then name an answer it does not contain. Every dropped trajectory is
+counted by reason.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any, Iterable
 
@@ -45,6 +54,26 @@ def answer_found_by_information(record: dict[str, Any], information_tools: Itera
     return False
 
 
+_CONCLUSION = re.compile(r"\banswer (?:is|was|would be)\b", re.IGNORECASE)
+
+
+def rationale_states_answer(record: dict[str, Any]) -> bool | None:
+    """Whether the Finish step's thought, up to its concluding "... the answer is",
+    contains the answer (whole words, lenient normalisation); the whole thought when it
+    has no such clause. None where the rule does not apply: multiple choice, no answer,
+    or a Finish without a thought (CodeAct)."""
+    if record.get("choices"):
+        return None
+    answer = normalize(record.get("answer") or "")
+    finish = next((s for s in reversed(record.get("trajectory") or []) if s.get("action") == "Finish"), None)
+    thought = str((finish or {}).get("thought") or "").strip()
+    if not answer or not thought:
+        return None
+    conclusions = list(_CONCLUSION.finditer(thought))
+    evidence = thought[:conclusions[-1].start()] if conclusions else thought
+    return _contains(normalize(evidence), answer)
+
+
 def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str | None:
     if record.get("status") != "ok":
         return "error"
@@ -61,6 +90,8 @@ def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str 
     # hint, an answer that appears from nowhere would teach the agents to guess.
     if record.get("origin") == "rationalized" and not answer_found_by_information(record):
         return "hinted answer not found by an information tool"
+    if rationale_states_answer(record) is False:
+        return "last thought does not state the answer before concluding"
     return None
 
 

@@ -11,7 +11,7 @@ import pytest
 from autoact.graph import build_react_graph
 from autoact.prompts import builders
 from autoact.synth.differentiate import differentiate
-from autoact.synth.filter import filter_trajectories
+from autoact.synth.filter import filter_trajectories, rationale_states_answer
 from autoact.synth.journal import Journal
 from autoact.synth.self_instruct import SelfInstruct, SelfInstructConfig, parse_items, reject_reason
 from autoact.synth.tool_selection import parse_tool_names, select_tools
@@ -137,7 +137,7 @@ def test_journal_drops_a_torn_line_and_duplicates(tmp_path):
 def solved_script(entity: str, answer: str) -> list[str]:
     return [
         f"Thought: I need the paragraph about {entity}.\nAction: Retrieve[{entity}]",
-        f"Thought: The paragraph gives the answer.\nAction: Finish[{answer}]",
+        f"Thought: The paragraph gives {answer}.\nAction: Finish[{answer}]",
         "Thought: The observation supports the answer.\nAction: Reflect[right]",
     ]
 
@@ -175,7 +175,7 @@ def test_trajectory_stage_filter_and_records(demo, tmp_path):
     steps = good["trajectory"]
     assert [r["messages"][-1]["content"] for r in plan] == [
         f"Thought: I need the paragraph about {entity}.\nAction: Retrieve",
-        "Thought: The paragraph gives the answer.\nAction: Finish",
+        f"Thought: The paragraph gives {inst.answer}.\nAction: Finish",
     ]
     assert [r["messages"][-1]["content"] for r in tool] == [entity, inst.answer]
     assert reflect[0]["messages"][-1]["content"] == "Thought: The observation supports the answer.\nAction: Reflect[right]"
@@ -303,6 +303,32 @@ def test_an_echoing_tool_does_not_count_as_finding_the_answer():
     assert filter_trajectories([echo])[1]["dropped"] == {"hinted answer not found by an information tool": 1}
     assert filter_trajectories([named])[1]["kept"] == 0  # the answer was in the query it typed
     assert filter_trajectories([read])[0] == [read]
+
+
+def test_a_last_thought_that_does_not_state_its_answer_is_dropped():
+    # kept by reward alone, these taught the 0.5B's adapters to quote any sentence, then name an answer
+    def rec(thought, answer="1831", **extra):
+        return {"id": "q1", "instance_id": "q1", "sample": 0, "status": "ok", "reward": 1.0, "origin": "zero-shot",
+                "answer": answer, "reflections": [], **extra,
+                "trajectory": [{"action": "Retrieve", "argument": "salt kiln",
+                                "observation": "The salt kiln was invented by Teodor Malm in 1831."},
+                               {"action": "Finish", "argument": answer, "observation": "", "thought": thought}]}
+
+    stated = rec("The salt kiln was invented by Teodor Malm in 1831. The question asks in what year, "
+                 "so the answer is 1831.")
+    unstated = rec("The first salt kiln still stands beside the bridge. The question asks in what year, "
+                   "so the answer is 1831.")
+    no_clause = rec("It was invented in 1831.")
+    assert rationale_states_answer(stated) is True and filter_trajectories([stated])[0] == [stated]
+    assert rationale_states_answer(unstated) is False
+    assert filter_trajectories([unstated])[1]["dropped"] == {
+        "last thought does not state the answer before concluding": 1}
+    assert rationale_states_answer(no_clause) is True
+    assert rationale_states_answer(rec("The answer is 1831.")) is False  # nothing before the conclusion
+    assert rationale_states_answer(rec("Built in 18310 or so.")) is False  # whole words only
+    # where the rule cannot apply, the record is judged by the other rules
+    assert rationale_states_answer(rec("", answer="1831")) is None  # CodeAct: no thought at Finish
+    assert rationale_states_answer(rec("Option B.", answer="B", choices=["a", "b"])) is None
 
 
 @pytest.mark.parametrize(

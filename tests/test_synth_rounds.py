@@ -20,7 +20,7 @@ def _round1(demo, tmp_path):
     solved, unsolved = easy
     entity = solved.meta["supporting_titles"][0]
     meta = scripted(
-        f" I need {entity}.\nAction: Retrieve[{entity}]", f" It says so.\nAction: Finish[{solved.answer}]",
+        f" I need {entity}.\nAction: Retrieve[{entity}]", f" It says {solved.answer}.\nAction: Finish[{solved.answer}]",
         " Supported.\nAction: Reflect[right]",
         " I guess.\nAction: Finish[Nobody]", " Hm.\nAction: Reflect[right]",
     )
@@ -39,7 +39,7 @@ def test_round_two_resolves_the_unsolved_and_trains_on_the_union(tmp_path):
 
     # round 2: the round-1 agents (here scripted) get only the unsolved question, twice
     entity = unsolved.meta["supporting_titles"][0]
-    plan = scripted(f" I need {entity}.\nAction: Retrieve", " The paragraph says it.\nAction: Finish",
+    plan = scripted(f" I need {entity}.\nAction: Retrieve", f" The paragraph says {unsolved.answer}.\nAction: Finish",
                     " No idea.\nAction: Finish")
     tool = scripted(f"{entity}]", f"{unsolved.answer}]", "Nobody]")
     reflect = scripted(" Supported.\nAction: Reflect[right]", " Unsupported.\nAction: Reflect[right]")
