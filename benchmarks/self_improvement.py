@@ -16,7 +16,8 @@ so that seeds differ):
 It prints one row per benchmark and method (the All score, mean ± std over seeds) and
 the ratio autoact ÷ react (of the means), then where each method lost its answers
 (retrieval or extraction), and writes ``table.md`` / ``table.json``
-under ``--out``. Runs resume: run it again with the same ``--out`` to continue.
+under ``--out``. Runs resume: run it again with the same ``--out`` to continue;
+``--report-only`` rebuilds the table of finished runs without starting a model.
 """
 
 from __future__ import annotations
@@ -51,14 +52,31 @@ def run_benchmark(name: str, args: argparse.Namespace) -> dict:
     run_dir = Path(args.out) / name
     settings = settings.model_copy(update={"run_dir": run_dir, "sampling": sampling})
     start = time.perf_counter()
-    summary = run_pipeline(settings, PipelineConfig(task=name, data=data, learn=learn, eval_temperature=0.5))
+    if args.report_only:
+        summary = report_again(run_dir)
+    else:
+        summary = run_pipeline(settings, PipelineConfig(task=name, data=data, learn=learn, eval_temperature=0.5))
     report = json.loads((run_dir / "report" / "report.json").read_text())
     metric = report["metrics"][0]
     rows = {m: report["scores"][metric][m].get("All") for m in report["methods"]}
     return {"benchmark": name, "metric": metric, "rows": rows, "outcomes": report.get("answer_outcomes") or {},
             "rounds": summary.get("rounds"), "samples": learn.samples,
-            "synthesis": summary.get("synthesis"), "seconds": round(time.perf_counter() - start, 1),
+            "synthesis": summary.get("synthesis"),
+            "seconds": summary.get("seconds") if args.report_only else round(time.perf_counter() - start, 1),
             "report": str(run_dir / "report" / "report.md")}
+
+
+def report_again(run_dir: Path) -> dict:
+    """The finished run's summary, its report rewritten from the per-question records
+    (so that figures added to reports since reach an old run); nothing is run."""
+    from autoact.eval.report import write_report
+
+    summary_file = run_dir / "learn-summary.json"
+    eval_dirs = sorted((run_dir / "eval").glob("seed*"))
+    if not summary_file.is_file() or not eval_dirs:
+        raise SystemExit(f"{run_dir}: no finished run to report (run without --report-only first)")
+    write_report(eval_dirs, run_dir / "report")
+    return json.loads(summary_file.read_text())
 
 
 def ratio(rows: dict, method: str) -> float | None:
@@ -125,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmarks", default="demo,hotpotqa")
     parser.add_argument("--hotpotqa-limit", type=int, default=10, help="HotpotQA questions per level")
     parser.add_argument("--out", default="runs/bench-self-improvement")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite each finished run's report from its records and print the table")
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     results = []

@@ -26,3 +26,24 @@ def test_no_outcome_table_without_outcomes():
     args = argparse.Namespace(model="embedded", seeds=[0], rounds=1)
     text = self_improvement.markdown([{"benchmark": "demo", "metric": "f1", "rows": {}, "samples": 1}], args)
     assert "Where answers were lost" not in text
+
+
+def test_report_only_rewrites_a_finished_runs_report_and_refuses_an_unfinished_one(tmp_path):
+    import json
+
+    run = tmp_path / "demo"
+    seed = run / "eval" / "seed0"
+    seed.mkdir(parents=True)
+    (seed / "eval.json").write_text(json.dumps({"benchmark": "demo", "seed": 0, "model": "embedded",
+                                                "tools": ["Retrieve"]}))
+    record = {"id": "q1", "group": "easy", "gold": "Ida Brann", "prediction": "Velmora", "halt_reason": "finish",
+              "scores": {"f1": 0.0, "em": 0.0}, "trajectory": [
+                  {"action": "Retrieve", "argument": "Velmora", "observation": "Founded by Ida Brann."},
+                  {"action": "Finish", "argument": "Velmora", "observation": ""}]}
+    (seed / "react.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(SystemExit, match="no finished run"):
+        self_improvement.report_again(run)
+    (run / "learn-summary.json").write_text(json.dumps({"rounds": [1], "seconds": 12.5}))
+    assert self_improvement.report_again(run)["seconds"] == 12.5
+    report = json.loads((run / "report" / "report.json").read_text())
+    assert report["answer_outcomes"]["react"]["read, not given"] == 1
