@@ -62,7 +62,7 @@ def rationale_states_answer(record: dict[str, Any]) -> bool | None:
     contains the answer (whole words, lenient normalisation); the whole thought when it
     has no such clause. None where the rule does not apply: multiple choice, no answer,
     or a Finish without a thought (CodeAct)."""
-    if record.get("choices"):
+    if record.get("choices") or "acc" in (record.get("scores") or {}):  # multiple choice (older records: by score)
         return None
     answer = normalize(record.get("answer") or "")
     finish = next((s for s in reversed(record.get("trajectory") or []) if s.get("action") == "Finish"), None)

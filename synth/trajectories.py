@@ -63,6 +63,7 @@ def episode_record(
         "status": "ok",
         "question": instance.question,
         "gold": instance.answer,
+        "choices": list(instance.choices) if instance.choices else None,
         "tools": list(tools),
         "trajectory": list(state.get("trajectory") or []),
         "reflections": list(state.get("reflections") or []),

@@ -329,6 +329,7 @@ def test_a_last_thought_that_does_not_state_its_answer_is_dropped():
     # where the rule cannot apply, the record is judged by the other rules
     assert rationale_states_answer(rec("", answer="1831")) is None  # CodeAct: no thought at Finish
     assert rationale_states_answer(rec("Option B.", answer="B", choices=["a", "b"])) is None
+    assert rationale_states_answer(rec("So the answer is B.", answer="B", scores={"acc": 1.0})) is None
 
 
 @pytest.mark.parametrize(
@@ -617,3 +618,16 @@ def test_a_question_that_names_nothing_is_rejected(demo, tmp_path):
     report = asyncio.run(SelfInstruct(demo, model, tmp_path, config, seed=2).run(concurrency=1))
     assert report["instances"] == 0
     assert report["rejected_by_reason"]["does not name its paragraph's subject"] >= 1
+
+
+def test_a_multiple_choice_episode_records_its_options_so_the_rationale_rule_skips_it():
+    from autoact.synth.trajectories import episode_record
+
+    question = TaskInstance("mc1", "Which is a mammal?", "B", choices=["trout", "whale"])
+    state = {"trajectory": [{"thought": "So the answer is B.", "action": "Finish", "argument": "B", "observation": ""}],
+             "answer": "B", "reward": 1.0, "score": {"acc": 1.0}}
+    record = episode_record(question, state, ["Retrieve"], 1.0)
+    assert record["choices"] == ["trout", "whale"]
+    assert rationale_states_answer(record) is None
+    assert filter_trajectories([record])[1]["kept"] == 1
+    assert episode_record(TaskInstance("q", "Who?", "Ann"), state, [], 1.0)["choices"] is None
