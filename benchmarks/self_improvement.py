@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from autoact.app.pipeline import PipelineConfig, run_pipeline
-from autoact.eval.aggregate import OUTCOMES
+from autoact.eval.aggregate import OUTCOMES, outcome_cells
 from autoact.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +127,7 @@ def outcome_lines(results: list[dict]) -> list[str]:
              "| benchmark | method | " + " | ".join(OUTCOMES) + " |", "|---|---|" + "---:|" * len(OUTCOMES)]
     for r in results:
         for method, counts in (r.get("outcomes") or {}).items():
-            total = sum(counts.values()) or 1
-            cells = " | ".join(f"{counts[k]} ({100 * counts[k] / total:.0f} %)" for k in OUTCOMES)
-            lines.append(f"| {r['benchmark']} | {method} | {cells} |")
+            lines.append(f"| {r['benchmark']} | {method} | {' | '.join(outcome_cells(counts))} |")
     return lines
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -120,9 +119,9 @@ def running() -> Iterator[str]:
     URL once it answers, and stops it by its process id on the way out."""
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from autoact.serving.vllm_server import free_port
+
+    port = free_port()
     stub = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(port)])
     url = f"http://127.0.0.1:{port}/v1"
     try:

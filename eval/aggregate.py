@@ -223,6 +223,12 @@ def answer_outcome(record: dict[str, Any]) -> str | None:
     return "read, not given" if read else "never read"
 
 
+def outcome_cells(counts: dict[str, int]) -> list[str]:
+    """``n (p %)`` per outcome, in ``OUTCOMES`` order: the report's and the benchmark's cells."""
+    total = sum(counts.values()) or 1
+    return [f"{counts[k]} ({100.0 * counts[k] / total:.0f} %)" for k in OUTCOMES]
+
+
 def answer_outcomes(records: Sequence[dict[str, Any]]) -> dict[str, int] | None:
     """Episodes per outcome (all four keys), over the records that can tell; None when
     none can."""

@@ -23,6 +23,7 @@ from autoact.eval.aggregate import (
     METRIC_LABELS,
     OUTCOMES,
     answer_outcomes,
+    outcome_cells,
     metrics_for,
     mean_std,
     ordered_groups,
@@ -409,10 +410,7 @@ def _outcome_blocks(report: dict[str, Any]) -> list[tuple]:
     outcomes = report.get("answer_outcomes") or {}
     if not outcomes:
         return []
-    rows = []
-    for m, counts in outcomes.items():
-        total = sum(counts.values())
-        rows.append([m, *[f"{counts[k]} ({100.0 * counts[k] / total:.0f} %)" for k in OUTCOMES]])
+    rows = [[m, *outcome_cells(counts)] for m, counts in outcomes.items()]
     return [("h2", "Where answers were lost"),
             ("table", ["Method", *[k.capitalize() for k in OUTCOMES]], rows),
             ("p", OUTCOME_LEGEND)]

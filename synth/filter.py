@@ -27,29 +27,25 @@ import re
 from collections import Counter
 from typing import Any, Iterable
 
-from autoact.metrics import normalize_answer_lenient as normalize
+from autoact.metrics import contains_phrase, normalize_answer_lenient as normalize
 from autoact.tools.library import INFORMATION_TOOLS
 
 FULL_REWARD = 1.0
 
 
-def _contains(haystack: str, needle: str) -> bool:
-    return bool(needle) and f" {needle} " in f" {haystack} "
-
-
 def answer_found_by_information(record: dict[str, Any], information_tools: Iterable[str] = INFORMATION_TOOLS) -> bool:
     """Whether an information tool's observation showed the final answer to an agent
     that had not written the answer into that tool's argument."""
-    answer = normalize(record.get("answer") or "")
-    if not answer:
+    answer = record.get("answer") or ""
+    if not normalize(answer):
         return False
     tools = set(information_tools)
     for step in record.get("trajectory") or []:
         if step.get("action") not in tools:
             continue
-        if _contains(normalize(step.get("argument") or ""), answer):
+        if contains_phrase(step.get("argument") or "", answer, lenient=True):
             continue
-        if _contains(normalize(step.get("observation") or ""), answer):
+        if contains_phrase(step.get("observation") or "", answer, lenient=True):
             return True
     return False
 
@@ -64,14 +60,14 @@ def rationale_states_answer(record: dict[str, Any]) -> bool | None:
     or a Finish without a thought (CodeAct)."""
     if record.get("choices") or "acc" in (record.get("scores") or {}):  # multiple choice (older records: by score)
         return None
-    answer = normalize(record.get("answer") or "")
+    answer = record.get("answer") or ""
     finish = next((s for s in reversed(record.get("trajectory") or []) if s.get("action") == "Finish"), None)
     thought = str((finish or {}).get("thought") or "").strip()
-    if not answer or not thought:
+    if not normalize(answer) or not thought:
         return None
     conclusions = list(_CONCLUSION.finditer(thought))
     evidence = thought[:conclusions[-1].start()] if conclusions else thought
-    return _contains(normalize(evidence), answer)
+    return contains_phrase(evidence, answer, lenient=True)
 
 
 def drop_reason(record: dict[str, Any], min_reward: float = FULL_REWARD) -> str | None:
