@@ -20,26 +20,25 @@ from typing import Any, Callable, Iterator
 
 from langchain_core.messages import HumanMessage
 
+from autoact.graph.registry import graph_names
 from autoact.serving.endpoint import model_endpoint
 from autoact.settings import Settings
 
-GRAPHS = ("group", "react", "codeact", "cot", "plan_solve", "reflexion")
-#: The graphs that act with tools (cot and plan_solve answer in one or two calls without).
-TOOL_GRAPHS = ("group", "react", "codeact", "reflexion")
-#: Options for what only some graphs have: context field -> (option, the graphs, what they set).
-#: Given for another graph, they are refused rather than silently ignored.
+#: Options for what only some graphs have: context field -> (option, the graphs, what they set);
+#: None: every registered graph that acts with tools. Given for another graph, they are
+#: refused rather than silently ignored.
 GRAPH_OPTIONS = {
     "mode": ("--mode", ("group",), "planning mode"),
     "reflect": ("--no-reflect", ("group", "react"), "Reflect step"),
     "max_reflections": ("--max-reflections", ("group", "react"), "Reflect step"),
-    "tools": ("--tools", TOOL_GRAPHS, "tools"),
-    "max_steps": ("--max-steps", TOOL_GRAPHS, "tool steps"),
+    "tools": ("--tools", None, "tools"),
+    "max_steps": ("--max-steps", None, "tool steps"),
 }
 
 
 # ---- options -> settings, context -------------------------------------------------------
 def add_graph_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--graph", choices=GRAPHS, default="group",
+    parser.add_argument("--graph", choices=graph_names(), default="group",
                         help="group planning (default), single-agent ReAct, CodeAct (actions as Python code), or the "
                         "evaluation's baselines: cot and plan_solve (no tools), reflexion (ReAct trials; a question "
                         "without a gold answer, as asked here, gets one trial: the retry needs the score)")
@@ -92,6 +91,7 @@ def context_from_args(args: argparse.Namespace, base_url: str | None, chat: bool
     if base_url is not None:
         context["base_url"] = base_url
     for field, (option, graphs, what) in GRAPH_OPTIONS.items():
+        graphs = graph_names(uses_tools=True) if graphs is None else graphs
         if field in context and args.graph not in graphs:
             raise SystemExit(f"{option}: --graph {args.graph} has no {what} (the option applies to --graph "
                              f"{', '.join(graphs)})")

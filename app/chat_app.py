@@ -53,13 +53,13 @@ from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
 from autoact.graph.nodes import message_text
+from autoact.graph.registry import graph_names
 from autoact.settings import Settings, load_settings
 from autoact.usage import usage_totals
 
 log = logging.getLogger(__name__)
 
-#: The graphs the app can mount, and those it mounts unless told (``serve-chat --graphs``).
-GRAPHS = ("group", "react", "codeact", "cot", "plan_solve", "reflexion")
+#: The graphs it mounts unless told (``serve-chat --graphs``); it can mount every registered one.
 DEFAULT_GRAPHS = ("group", "react", "codeact")
 #: Context a route sets unless the app's context says otherwise: a chat reply need not
 #: be code (evaluation and synthesis keep asking CodeAct for code).
@@ -264,9 +264,9 @@ def graph_contexts(context: dict[str, Any] | None, graphs: Sequence[str]) -> dic
     startup with a clear message. A field no graph knows is refused."""
     from autoact.eval.methods import context_schema
 
-    unknown_graphs = [g for g in graphs if g not in GRAPHS]
+    unknown_graphs = [g for g in graphs if g not in graph_names()]
     if unknown_graphs or not graphs:
-        raise ValueError(f"unknown graph(s) {unknown_graphs or list(graphs)}; the graphs are {list(GRAPHS)}")
+        raise ValueError(f"unknown graph(s) {unknown_graphs or list(graphs)}; the graphs are {list(graph_names())}")
     schemas = {name: context_schema(name) for name in graphs}
     values = {k: v for k, v in (context or {}).items() if v is not None}
     known = set().union(*(schema.model_fields for schema in schemas.values()))

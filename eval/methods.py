@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from autoact.graph.registry import graph_kind
 from autoact.settings import BASE_MODEL_NAME
 
 GROUP_ADAPTERS = {"plan_model": "plan", "tool_model": "tool", "reflect_model": "reflect"}
@@ -27,7 +28,11 @@ class Method:
     graph: str  # group | react | codeact | cot | plan_solve | reflexion
     context: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
-    uses_tools: bool = True
+
+    @property
+    def uses_tools(self) -> bool:
+        """Whether the method's graph acts with tools (the registry says)."""
+        return graph_kind(self.graph).uses_tools
 
     @property
     def adapters(self) -> tuple[str, ...]:
@@ -66,13 +71,11 @@ METHODS: dict[str, Method] = {
             "cot", "cot", {},
             "chain of thought with the base model: one call, reasoning then the answer, no tools "
             "(image questions show their caption and recognised text)",
-            uses_tools=False,
         ),
         Method(
             "zero-shot-plan", "plan_solve", {},
             "plan-and-solve with the base model: first a plan (subgoals), then reasoning along it and the "
             "answer; no tools",
-            uses_tools=False,
         ),
         Method(
             "reflexion", "reflexion", {},
@@ -102,6 +105,20 @@ METHODS: dict[str, Method] = {
 
 class UnknownMethod(ValueError):
     pass
+
+
+def register_method(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to :data:`METHODS`: the evaluation, its CLI and the report then
+    know it. Its graph must be registered (``autoact.graph.registry``)."""
+    graph_kind(method.graph)  # a clear error for an unknown graph, now rather than at evaluation
+    if (method.name in METHODS or ROUND_METHOD.match(method.name)) and not replace:
+        raise ValueError(f"a method named {method.name!r} exists already")
+    METHODS[method.name] = method
+    return method
+
+
+def unregister_method(name: str) -> None:
+    METHODS.pop(name, None)
 
 
 ROUND_METHOD = re.compile(r"^autoact-r(\d+)$")
@@ -153,28 +170,10 @@ def needed_adapters(methods: list[Method]) -> list[str]:
 
 
 def graph_builder(kind: str) -> Callable[..., Any]:
-    """The ``build_*_graph`` function of a method's graph."""
-    from autoact.graph import baselines
-    from autoact.graph.codeact import build_codeact_graph
-    from autoact.graph.group import build_group_graph
-    from autoact.graph.react import build_react_graph
-
-    builders = {
-        "group": build_group_graph,
-        "react": build_react_graph,
-        "codeact": build_codeact_graph,
-        "cot": baselines.build_cot_graph,
-        "plan_solve": baselines.build_plan_solve_graph,
-        "reflexion": baselines.build_reflexion_graph,
-    }
-    if kind not in builders:
-        raise ValueError(f"unknown graph {kind!r}")
-    return builders[kind]
+    """The builder of a registered graph (``autoact.graph.registry``)."""
+    return graph_kind(kind).build
 
 
 def context_schema(kind: str) -> type:
-    from autoact.graph.baselines import ReflexionContext
-    from autoact.graph.codeact import CodeActContext
-    from autoact.graph.context import GroupContext, ReactContext
-
-    return {"group": GroupContext, "reflexion": ReflexionContext, "codeact": CodeActContext}.get(kind, ReactContext)
+    """The context schema of a registered graph."""
+    return graph_kind(kind).context

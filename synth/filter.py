@@ -28,18 +28,18 @@ from collections import Counter
 from typing import Any, Iterable
 
 from autoact.metrics import contains_phrase, normalize_answer_lenient as normalize
-from autoact.tools.library import INFORMATION_TOOLS
+from autoact.tools.library import information_tools as registered_information_tools
 
 FULL_REWARD = 1.0
 
 
-def answer_found_by_information(record: dict[str, Any], information_tools: Iterable[str] = INFORMATION_TOOLS) -> bool:
+def answer_found_by_information(record: dict[str, Any], information_tools: Iterable[str] | None = None) -> bool:
     """Whether an information tool's observation showed the final answer to an agent
     that had not written the answer into that tool's argument."""
     answer = record.get("answer") or ""
     if not normalize(answer):
         return False
-    tools = set(information_tools)
+    tools = set(registered_information_tools() if information_tools is None else information_tools)
     for step in record.get("trajectory") or []:
         if step.get("action") not in tools:
             continue

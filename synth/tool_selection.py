@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from autoact.io import atomic_write_text
 from autoact.prompts.meta import tool_selection_messages
 from autoact.tools import Task, tool_library
-from autoact.tools.library import INFORMATION_TOOLS
+from autoact.tools.library import information_tools as registered_information_tools
 
 TOOLS_FILE = "tools.json"
 
@@ -54,7 +54,8 @@ def parse_tool_names(text: str, library: list[str]) -> tuple[list[str], list[str
 
 
 def information_tools(names: Sequence[str]) -> list[str]:
-    return [n for n in names if n in INFORMATION_TOOLS]
+    kinds = registered_information_tools()
+    return [n for n in names if n in kinds]
 
 
 def ensure_information(task: Task, chosen: list[str], library: Sequence[str]) -> tuple[list[str], str | None]:

@@ -5,7 +5,7 @@ import pytest
 from langchain_core.tools import BaseTool
 
 from autoact.tools.corpus import Corpus
-from autoact.tools.library import NO_IMAGE, TOOL_NAMES, EpisodeContext, tool_library
+from autoact.tools.library import NO_IMAGE, EpisodeContext, tool_library, tool_names
 from autoact.tools.sandbox import SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance, load_task
 
@@ -21,7 +21,8 @@ def tools(task, tmp_path):
 
 
 def test_names_descriptions_and_usage(tools):
-    assert list(tools) == list(TOOL_NAMES)
+    assert list(tools) == list(tool_names())
+    assert tool_names() == ("Retrieve", "Lookup", "Search", "Calculator", "Python", "Image2Text")
     for name, tool in tools.items():
         assert isinstance(tool, BaseTool) and tool.name == name
         assert len(tool.description) > 40

@@ -10,7 +10,7 @@ from autoact.actions import Action, ActionError, parse_action
 from autoact.tools.corpus import Corpus, Paragraph
 from autoact.tools.env import StepResult, TaskEnv
 from autoact.tools.index import CorpusIndex, get_index
-from autoact.tools.library import TOOL_NAMES, EpisodeContext, tool_library
+from autoact.tools.library import TOOLS, EpisodeContext, ToolSpec, register_tool, tool_library, tool_names
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits, run_python
 from autoact.tools.tasks import TASK_NAMES, Task, TaskInstance, load_task
 
@@ -25,13 +25,16 @@ __all__ = [
     "SandboxLimits",
     "StepResult",
     "TASK_NAMES",
-    "TOOL_NAMES",
+    "TOOLS",
     "Task",
     "TaskEnv",
     "TaskInstance",
+    "ToolSpec",
     "get_index",
     "load_task",
     "parse_action",
+    "register_tool",
     "run_python",
     "tool_library",
+    "tool_names",
 ]

@@ -52,12 +52,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_try(args: argparse.Namespace) -> int:
     from autoact.tools.env import TaskEnv
-    from autoact.tools.library import TOOL_NAMES
+    from autoact.tools.library import tool_names
     from autoact.tools.tasks import TaskInstance
 
     settings = _settings(args)
     task = _load(args)
-    env = TaskEnv(task, list(args.tools or TOOL_NAMES), home=settings.home, search_mode=args.mode, top_k=args.top_k)
+    env = TaskEnv(task, list(args.tools or tool_names()), home=settings.home, search_mode=args.mode, top_k=args.top_k)
     if args.question_id:
         instance = task.get(args.question_id)
     elif args.question:

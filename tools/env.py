@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from autoact.actions import ENV_ACTIONS, FINISH, REFLECT, VERDICTS, ActionError, parse_action
-from autoact.tools.library import TOOL_NAMES, EpisodeContext, tool_library
+from autoact.tools.library import EpisodeContext, tool_library
+from autoact.tools.library import tool_names as registered_tools
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance
 
@@ -47,9 +48,9 @@ class TaskEnv:
         sandbox_limits: SandboxLimits | None = None,
     ):
         names = list(task.default_tools if tool_names is None else tool_names)
-        unknown = [n for n in names if n not in TOOL_NAMES]
+        unknown = [n for n in names if n not in registered_tools()]
         if unknown:
-            raise ValueError(f"unknown tools {unknown}; the library has {', '.join(TOOL_NAMES)}")
+            raise ValueError(f"unknown tools {unknown}; the library has {', '.join(registered_tools())}")
         self.task = task
         self.tool_names = list(dict.fromkeys(names))
         self.context = EpisodeContext(python=PythonSandbox(sandbox_limits))

@@ -10,23 +10,29 @@ the environment snapshots with ``get_state()``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
+from autoact.actions import ENV_ACTIONS
 from autoact.tools.calculator import calculate
 from autoact.tools.corpus import Corpus, fold
 from autoact.tools.index import SEARCH_MODES, get_index
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance
 
-__all__ = ["TOOL_NAMES", "INFORMATION_TOOLS", "EpisodeContext", "tool_library", "ActionTool", "tool_kind"]
+__all__ = [
+    "ActionTool", "EpisodeContext", "ToolSpec", "TOOLS", "information_tools", "register_tool", "tool_kind",
+    "tool_library", "tool_names", "unregister_tool",
+]
 
-TOOL_NAMES = ("Retrieve", "Lookup", "Search", "Calculator", "Python", "Image2Text")
 NO_IMAGE = "This question has no image."
+#: Action names the environment and CodeAct use themselves: no tool may take them.
+RESERVED_ACTIONS = (*ENV_ACTIONS, "Code")
 
 
 @dataclass
@@ -209,37 +215,86 @@ class Image2TextTool(ActionTool):
 #: tool's own input (a calculator echoes a number typed into it). Only information
 #: can show that an answer was *found* (see the synthesis filter).
 INFORMATION, COMPUTATION = "information", "computation"
-_KINDS = {
-    "Retrieve": INFORMATION,
-    "Lookup": INFORMATION,
-    "Search": INFORMATION,
-    "Calculator": COMPUTATION,
-    "Python": COMPUTATION,
-    "Image2Text": INFORMATION,
-}
-INFORMATION_TOOLS = tuple(name for name, kind in _KINDS.items() if kind == INFORMATION)
 
-_USAGE = {
-    "Retrieve": ("Retrieve[entity]", "Retrieve[Velmora]"),
-    "Lookup": ("Lookup[keyword]", "Lookup[founded]"),
-    "Search": ("Search[query]", "Search[lighthouse built in 1802]"),
-    "Calculator": ("Calculator[expression]", "Calculator[(1877 - 1802) / 5]"),
-    "Python": ("Python[code]", "Python[sorted([1877, 1802, 1911])[0]]"),
-    "Image2Text": ("Image2Text[image]", "Image2Text[image]"),
-}
-_CLASSES: dict[str, type[ActionTool]] = {
-    "Retrieve": RetrieveTool,
-    "Lookup": LookupTool,
-    "Search": SearchTool,
-    "Calculator": CalculatorTool,
-    "Python": PythonTool,
-    "Image2Text": Image2TextTool,
-}
+
+@dataclass(frozen=True)
+class LibraryOptions:
+    """The settings a library is built with (``tool_library``'s keyword arguments)."""
+
+    home: Path | None = None
+    search_mode: str = "bm25"
+    top_k: int = 3
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """Everything the product knows about one tool: the action's name, the class that
+    answers it, how prompts show it (``usage``, ``example``), what its observation is
+    (``kind``) and, if the class takes them, its fields from the library's options.
+    Prompts, the environment, tool selection and the synthesis filter read the
+    registry (:data:`TOOLS`); adding a tool is one class and one :func:`register_tool`."""
+
+    name: str
+    cls: type[ActionTool]
+    usage: str
+    example: str
+    kind: str
+    options: Callable[[LibraryOptions], dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", self.name) or self.name in RESERVED_ACTIONS:
+            raise ValueError(f"a tool's name is a capitalised word other than {', '.join(RESERVED_ACTIONS)}; "
+                             f"got {self.name!r}")
+        if self.kind not in (INFORMATION, COMPUTATION):
+            raise ValueError(f"tool {self.name}: kind must be {INFORMATION!r} or {COMPUTATION!r}, not {self.kind!r}")
+        if not (self.usage.startswith(f"{self.name}[") and self.usage.endswith("]")):
+            raise ValueError(f"tool {self.name}: usage must read {self.name}[argument], not {self.usage!r}")
+
+
+#: The tool registry, in the order prompts list the tools.
+TOOLS: dict[str, ToolSpec] = {}
+
+
+def register_tool(spec: ToolSpec, *, replace: bool = False) -> ToolSpec:
+    """Add ``spec`` to the registry (``replace``: overwrite a tool of the same name)."""
+    if spec.name in TOOLS and not replace:
+        raise ValueError(f"a tool named {spec.name!r} is registered already")
+    TOOLS[spec.name] = spec
+    return spec
+
+
+def unregister_tool(name: str) -> None:
+    TOOLS.pop(name, None)
+
+
+def tool_names() -> tuple[str, ...]:
+    """Every registered tool's name, in registry order."""
+    return tuple(TOOLS)
+
+
+def information_tools() -> tuple[str, ...]:
+    """The registered tools whose observations are information (see ``INFORMATION``)."""
+    return tuple(name for name, spec in TOOLS.items() if spec.kind == INFORMATION)
 
 
 def tool_kind(name: str) -> str:
-    """``information`` or ``computation`` (see ``_KINDS``)."""
-    return _KINDS[name]
+    """``information`` or ``computation``."""
+    return TOOLS[name].kind
+
+
+def _search_options(options: LibraryOptions) -> dict[str, Any]:
+    return {"home": options.home, "mode": options.search_mode, "top_k": options.top_k}
+
+
+for _spec in (
+    ToolSpec("Retrieve", RetrieveTool, "Retrieve[entity]", "Retrieve[Velmora]", INFORMATION),
+    ToolSpec("Lookup", LookupTool, "Lookup[keyword]", "Lookup[founded]", INFORMATION),
+    ToolSpec("Search", SearchTool, "Search[query]", "Search[lighthouse built in 1802]", INFORMATION, _search_options),
+    ToolSpec("Calculator", CalculatorTool, "Calculator[expression]", "Calculator[(1877 - 1802) / 5]", COMPUTATION),
+    ToolSpec("Python", PythonTool, "Python[code]", "Python[sorted([1877, 1802, 1911])[0]]", COMPUTATION),
+    ToolSpec("Image2Text", Image2TextTool, "Image2Text[image]", "Image2Text[image]", INFORMATION),
+):
+    register_tool(_spec)
 
 
 def tool_library(
@@ -251,23 +306,20 @@ def tool_library(
     top_k: int = 3,
     sandbox_limits: SandboxLimits | None = None,
 ) -> dict[str, BaseTool]:
-    """All tools for ``task``, sharing one episode context (a new one if not given)."""
+    """Every registered tool for ``task``, sharing one episode context (a new one if not given)."""
     if search_mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {search_mode!r}; choose one of {', '.join(SEARCH_MODES)}")
     if context is None:
         context = EpisodeContext(python=PythonSandbox(sandbox_limits))
     elif sandbox_limits is not None:
         context.python.limits = sandbox_limits
-    tools: dict[str, BaseTool] = {}
-    for name in TOOL_NAMES:
-        usage, example = _USAGE[name]
-        extra: dict[str, Any] = {}
-        if name == "Search":
-            extra = {"home": Path(home) if home else None, "mode": search_mode, "top_k": top_k}
-        tools[name] = _CLASSES[name](
+    options = LibraryOptions(Path(home) if home else None, search_mode, top_k)
+    return {
+        name: spec.cls(
             context=context,
             corpus=task.corpus,
-            metadata={"usage": usage, "example": example, "kind": _KINDS[name]},
-            **extra,
+            metadata={"usage": spec.usage, "example": spec.example, "kind": spec.kind},
+            **(spec.options(options) if spec.options else {}),
         )
-    return tools
+        for name, spec in TOOLS.items()
+    }
