@@ -10,13 +10,14 @@ the run (its adapters included) is started for the duration of the command.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Callable
 
 from langchain_core.messages import HumanMessage
 
@@ -104,22 +105,22 @@ def checkpoint_path(settings: Settings) -> Path:
     return Path(settings.run_dir) / "graph" / "checkpoints.sqlite"
 
 
-@contextlib.contextmanager
-def compiled_graph(name: str, settings: Settings) -> Iterator[Any]:
-    """The graph compiled with the run's SQLite checkpointer."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
+@contextlib.asynccontextmanager
+async def compiled_graph(name: str, settings: Settings) -> AsyncIterator[Any]:
+    """The graph compiled with the run's SQLite checkpointer (async: the nodes are)."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from autoact.eval.methods import graph_builder
 
     path = checkpoint_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     build = graph_builder(name)
-    with SqliteSaver.from_conn_string(str(path)) as saver:
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
         yield build(settings=settings, checkpointer=saver, name=name)
 
 
 # ---- one turn ----------------------------------------------------------------------------
-def run_turn(
+async def run_turn(
     graph: Any,
     question: str,
     thread: str,
@@ -130,11 +131,11 @@ def run_turn(
     ``progress`` is told each node as it finishes."""
     config = {"configurable": {"thread_id": thread}}
     payload = {"messages": [HumanMessage(content=question)]}
-    for update in graph.stream(payload, config, context=context, stream_mode="updates"):
+    async for update in graph.astream(payload, config, context=context, stream_mode="updates"):
         for node in update:
             if progress:
                 progress(node)
-    return dict(graph.get_state(config).values)
+    return dict((await graph.aget_state(config)).values)
 
 
 def format_trajectory(state: dict[str, Any]) -> str:
@@ -207,10 +208,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     context_from_args(args, None)  # a wrong option fails now, not after a model server started
     with model_endpoint(settings, args.base_url, serve=not args.no_serve) as url:
         context = context_from_args(args, url)
-        with compiled_graph(args.graph, settings) as graph:
-            start = time.perf_counter()
-            state = run_turn(graph, args.question, thread, context, None if args.json else _stderr_progress)
-            elapsed = time.perf_counter() - start
+
+        async def ask() -> dict[str, Any]:
+            async with compiled_graph(args.graph, settings) as graph:
+                return await run_turn(graph, args.question, thread, context, None if args.json else _stderr_progress)
+
+        start = time.perf_counter()
+        state = asyncio.run(ask())
+        elapsed = time.perf_counter() - start
     if args.json:
         print(_json_state(state))
         return 0
@@ -234,34 +239,42 @@ def cmd_chat(args: argparse.Namespace, input_fn: Callable[[str], str] = input) -
     context_from_args(args, None, chat=True)  # a wrong option fails now, not after a model server started
     with model_endpoint(settings, args.base_url, serve=not args.no_serve) as url:
         context = context_from_args(args, url, chat=True)
-        with compiled_graph(args.graph, settings) as graph:
-            print(f"autoact chat: {args.graph} graph, task {context.get('task', 'demo')}, thread {thread}")
-            print(CHAT_HELP)
-            last: dict[str, Any] = {}
-            while True:
-                try:
-                    line = input_fn("you> ").strip()
-                except EOFError:
-                    print()
-                    break
-                if not line:
-                    continue
-                if line in ("/quit", "/exit"):
-                    break
-                if line == "/new":
-                    thread = uuid.uuid4().hex[:12]
-                    print(f"new thread {thread}")
-                    continue
-                if line == "/trajectory":
-                    print(format_trajectory(last) if last else "no episode yet")
-                    continue
-                if line.startswith("/"):
-                    print(CHAT_HELP)
-                    continue
-                last = run_turn(graph, line, thread, context, _stderr_progress)
-                print(f"autoact> {last['messages'][-1].content}")
+        thread = asyncio.run(chat_session(args.graph, settings, thread, context, input_fn))
     print(f"thread: {thread}  (continue with --thread {thread})")
     return 0
+
+
+async def chat_session(name: str, settings: Settings, thread: str, context: dict[str, Any],
+                       input_fn: Callable[[str], str]) -> str:
+    """The chat loop on one event loop (the checkpointer's connection lives on it); the
+    terminal is read in a thread. Returns the thread the chat ended on."""
+    async with compiled_graph(name, settings) as graph:
+        print(f"autoact chat: {name} graph, task {context.get('task', 'demo')}, thread {thread}")
+        print(CHAT_HELP)
+        last: dict[str, Any] = {}
+        while True:
+            try:
+                line = (await asyncio.to_thread(input_fn, "you> ")).strip()
+            except EOFError:
+                print()
+                break
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/new":
+                thread = uuid.uuid4().hex[:12]
+                print(f"new thread {thread}")
+                continue
+            if line == "/trajectory":
+                print(format_trajectory(last) if last else "no episode yet")
+                continue
+            if line.startswith("/"):
+                print(CHAT_HELP)
+                continue
+            last = await run_turn(graph, line, thread, context, _stderr_progress)
+            print(f"autoact> {last['messages'][-1].content}")
+    return thread
 
 
 def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -33,6 +33,7 @@ A bad request or a failing model server is answered with its own status and a sh
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -214,7 +215,10 @@ class ChatTurn(Runnable[dict, AIMessage]):
 
     # ---- invoke -------------------------------------------------------------------------------
     def _run(self, value: Any, run_manager: Any, config: RunnableConfig) -> AIMessage:
-        state = self.graph.invoke(self._graph_input(value), self._child_config(config, run_manager), context=self.context)
+        # the graph's nodes are async: a sync caller (no running event loop) runs it on its own
+        state = asyncio.run(
+            self.graph.ainvoke(self._graph_input(value), self._child_config(config, run_manager), context=self.context)
+        )
         return reply_message(state, self.name)
 
     async def _arun(self, value: Any, run_manager: Any, config: RunnableConfig) -> AIMessage:

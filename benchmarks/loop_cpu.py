@@ -45,7 +45,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("parsing (actions, replies)", ("graph/parsing.py", "core/actions.py")),
     ("prompt building", ("prompts/",)),
     ("tools and environment", ("tools/", "graph/environment.py")),
-    ("graph nodes and effects", ("graph/",)),
+    ("graph nodes and model calls", ("graph/",)),
     ("journal, runner, metrics", ("eval/", "core/io.py", "core/metrics.py", "core/usage.py", "core/concurrency.py")),
     ("settings", ("core/settings.py",)),
     ("LangGraph runtime", ("langgraph",)),

@@ -26,12 +26,12 @@ self-reflection.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
-from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer, Command
 from pydantic import Field
@@ -43,7 +43,7 @@ from autoact.settings import Settings
 from autoact.usage import merge_usage
 
 from .context import ReactContext
-from .effects import Blocking, ContextOverflow, Deps, ModelCall, current_context, dual_node
+from .calls import ContextOverflow, Deps, ask_model, node
 from .environment import Backend, default_backend, instance_dict, score
 from .models import ModelResolver
 from .nodes import (
@@ -170,11 +170,11 @@ def _ended(reason: str, update: dict[str, Any]) -> Command:
     return Command(goto="finalize", update={**update, "halt_reason": reason})
 
 
-def _answered(task: Any, instance: Any, thought: str, answer: str | None, steps: list, update: dict):
+async def _answered(task: Any, instance: Any, thought: str, answer: str | None, steps: list, update: dict):
     """The final update for a no-tool baseline: a Finish step when there is an answer."""
     if answer is None:
         return _ended("parse_error", {**update, "trajectory": steps, "answer": None, "reward": None, "score": None})
-    scored = yield Blocking(lambda: score(task, answer, instance))
+    scored = await asyncio.to_thread(lambda: score(task, answer, instance))
     steps = [*steps, {"thought": thought, "action": FINISH, "argument": answer, "observation": ""}]
     return _ended("finish", {
         **update, "trajectory": steps, "answer": answer, "score": scored,
@@ -183,8 +183,8 @@ def _answered(task: Any, instance: Any, thought: str, answer: str | None, steps:
 
 
 # ---- chain of thought ---------------------------------------------------------------------------
-def cot(state: dict, context: ReactContext, deps: Deps):
-    task = yield Blocking(lambda: deps.backend.task(context))
+async def cot(state: dict, context: ReactContext, deps: Deps):
+    task = await asyncio.to_thread(lambda: deps.backend.task(context))
     instance, data, question = _instance(state, deps)
     base = {"question": question, "instance": data, "reflections": [], "usage": {}}
     messages = bb.cot_messages(
@@ -193,17 +193,17 @@ def cot(state: dict, context: ReactContext, deps: Deps):
     budget = _budget(context, deps)
     if over_budget(messages, {}, context, deps, ROLE, max_tokens=budget):
         return _ended("context", {**base, "trajectory": [], "answer": None, "reward": None, "score": None})
-    response = yield ModelCall(ROLE, REASON_KIND, messages, max_tokens=budget)
+    response = await ask_model(context, deps, ROLE, REASON_KIND, messages, max_tokens=budget)
     if isinstance(response, ContextOverflow):
         return _ended("context", {**base, "trajectory": [], "answer": None, "reward": None, "score": None})
     usage = record_usage({}, ROLE, response, prompt_chars(messages))
     thought, answer = parse_reasoned_answer(response_text(response))
-    return (yield from _answered(task, instance, thought, answer, [], {**base, "usage": usage}))
+    return (await _answered(task, instance, thought, answer, [], {**base, "usage": usage}))
 
 
 # ---- plan and solve -------------------------------------------------------------------------------
-def make_plan(state: dict, context: ReactContext, deps: Deps):
-    task = yield Blocking(lambda: deps.backend.task(context))
+async def make_plan(state: dict, context: ReactContext, deps: Deps):
+    task = await asyncio.to_thread(lambda: deps.backend.task(context))
     _, data, question = _instance(state, deps)
     base = {"question": question, "instance": data, "reflections": [], "trajectory": [], "usage": {}, "plan": []}
     messages = bb.plan_solve_plan_messages(
@@ -212,7 +212,7 @@ def make_plan(state: dict, context: ReactContext, deps: Deps):
     budget = _budget(context, deps)
     if over_budget(messages, {}, context, deps, ROLE, max_tokens=budget):
         return _ended("context", {**base, "answer": None, "reward": None, "score": None})
-    response = yield ModelCall(ROLE, PLAN_KIND, messages, max_tokens=budget)
+    response = await ask_model(context, deps, ROLE, PLAN_KIND, messages, max_tokens=budget)
     if isinstance(response, ContextOverflow):
         return _ended("context", {**base, "answer": None, "reward": None, "score": None})
     usage = record_usage({}, ROLE, response, prompt_chars(messages))
@@ -221,8 +221,8 @@ def make_plan(state: dict, context: ReactContext, deps: Deps):
     return Command(goto="solve", update={**base, "usage": usage, "plan": plan, "trajectory": [step]})
 
 
-def solve(state: dict, context: ReactContext, deps: Deps):
-    task = yield Blocking(lambda: deps.backend.task(context))
+async def solve(state: dict, context: ReactContext, deps: Deps):
+    task = await asyncio.to_thread(lambda: deps.backend.task(context))
     instance, data, question = _instance(state, deps)
     usage, steps = state.get("usage", {}), list(state.get("trajectory", []))
     messages = bb.plan_solve_answer_messages(
@@ -232,16 +232,16 @@ def solve(state: dict, context: ReactContext, deps: Deps):
     budget = _budget(context, deps)
     if over_budget(messages, usage, context, deps, ROLE, max_tokens=budget):
         return _ended("context", {"answer": None, "reward": None, "score": None})
-    response = yield ModelCall(ROLE, REASON_KIND, messages, max_tokens=budget)
+    response = await ask_model(context, deps, ROLE, REASON_KIND, messages, max_tokens=budget)
     if isinstance(response, ContextOverflow):
         return _ended("context", {"answer": None, "reward": None, "score": None})
     usage = record_usage(usage, ROLE, response, prompt_chars(messages))
     thought, answer = parse_reasoned_answer(response_text(response))
-    return (yield from _answered(task, instance, thought, answer, steps, {"usage": usage}))
+    return (await _answered(task, instance, thought, answer, steps, {"usage": usage}))
 
 
 # ---- Reflexion -----------------------------------------------------------------------------------------
-def reflexion_start(state: dict, context: ReflexionContext, deps: Deps):
+async def reflexion_start(state: dict, context: ReflexionContext, deps: Deps):
     _, data, question = _instance(state, deps)
     return Command(goto="trial", update={
         "question": question, "instance": data, "trajectory": [], "reflections": [], "answer": None,
@@ -249,58 +249,52 @@ def reflexion_start(state: dict, context: ReflexionContext, deps: Deps):
     })
 
 
-class _Trial:
-    """The trial node: one run of the ReAct graph on the question plus the notes so far."""
+def _trial_inputs(state: dict, context: ReflexionContext) -> tuple[dict, dict]:
+    """The ReAct graph's input (the question plus the notes so far) and context."""
+    data = dict(state["instance"])
+    data["question"] = bb.reflexion_question(state["question"], state.get("notes") or [])
+    react_context = {k: v for k, v in context.model_dump().items() if k in ReactContext.model_fields}
+    react_context["reflect"] = False  # the environment's reward judges a trial, not the model
+    return {"messages": [HumanMessage(data["question"])], "instance": data}, react_context
 
-    def __init__(self, react: Any, deps: Deps) -> None:
-        self.react, self.deps = react, deps
 
-    @staticmethod
-    def _inputs(state: dict, context: ReflexionContext) -> tuple[dict, dict]:
-        data = dict(state["instance"])
-        data["question"] = bb.reflexion_question(state["question"], state.get("notes") or [])
-        react_context = {k: v for k, v in context.model_dump().items() if k in ReactContext.model_fields}
-        react_context["reflect"] = False  # the environment's reward judges a trial, not the model
-        return {"messages": [HumanMessage(data["question"])], "instance": data}, react_context
+def _after_trial(state: dict, context: ReflexionContext, out: dict) -> Command:
+    trial = {
+        "answer": out.get("answer"),
+        "reward": out.get("reward"),
+        "score": out.get("score"),
+        "halt_reason": out.get("halt_reason"),
+        "trajectory": list(out.get("trajectory") or []),
+        "usage": out.get("usage") or {},
+    }
+    trials = [*state.get("trials", []), trial]
+    update = {
+        "trials": trials,
+        "trajectory": trial["trajectory"],
+        "answer": trial["answer"],
+        "reward": trial["reward"],
+        "score": trial["score"],
+        "halt_reason": trial["halt_reason"],
+        "usage": merge_usage(state.get("usage", {}), trial["usage"]),
+    }
+    reward = trial["reward"]
+    no_gold = not (state.get("instance") or {}).get("answer") and "answer_index" not in (
+        (state.get("instance") or {}).get("meta") or {}
+    )
+    succeeded = reward is not None and reward >= context.success_reward
+    if succeeded or no_gold or len(trials) >= context.max_trials:
+        return Command(goto="finalize", update=update)
+    return Command(goto="self_reflect", update=update)
 
-    @staticmethod
-    def _after(state: dict, context: ReflexionContext, out: dict) -> Command:
-        trial = {
-            "answer": out.get("answer"),
-            "reward": out.get("reward"),
-            "score": out.get("score"),
-            "halt_reason": out.get("halt_reason"),
-            "trajectory": list(out.get("trajectory") or []),
-            "usage": out.get("usage") or {},
-        }
-        trials = [*state.get("trials", []), trial]
-        update = {
-            "trials": trials,
-            "trajectory": trial["trajectory"],
-            "answer": trial["answer"],
-            "reward": trial["reward"],
-            "score": trial["score"],
-            "halt_reason": trial["halt_reason"],
-            "usage": merge_usage(state.get("usage", {}), trial["usage"]),
-        }
-        reward = trial["reward"]
-        no_gold = not (state.get("instance") or {}).get("answer") and "answer_index" not in (
-            (state.get("instance") or {}).get("meta") or {}
-        )
-        succeeded = reward is not None and reward >= context.success_reward
-        if succeeded or no_gold or len(trials) >= context.max_trials:
-            return Command(goto="finalize", update=update)
-        return Command(goto="self_reflect", update=update)
 
-    def sync(self, state: dict) -> Command:
-        context = current_context(self.deps)
-        inputs, react_context = self._inputs(state, context)
-        return self._after(state, context, self.react.invoke(inputs, context=react_context))
+def trial_logic(react: Any):
+    """The trial node: one run of the ReAct graph ``react`` on the question plus the notes so far."""
 
-    async def run_async(self, state: dict) -> Command:
-        context = current_context(self.deps)
-        inputs, react_context = self._inputs(state, context)
-        return self._after(state, context, await self.react.ainvoke(inputs, context=react_context))
+    async def trial(state: dict, context: ReflexionContext, deps: Deps) -> Command:
+        inputs, react_context = _trial_inputs(state, context)
+        return _after_trial(state, context, await react.ainvoke(inputs, context=react_context))
+
+    return trial
 
 
 def short_note(text: str) -> str:
@@ -311,8 +305,8 @@ def short_note(text: str) -> str:
     return note if len(note) <= NOTE_CHARS else note[:NOTE_CHARS].rsplit(" ", 1)[0] + " …"
 
 
-def self_reflect(state: dict, context: ReflexionContext, deps: Deps):
-    task, tools = yield from task_and_tools(context, deps)
+async def self_reflect(state: dict, context: ReflexionContext, deps: Deps):
+    task, tools = await task_and_tools(context, deps)
     trial = (state.get("trials") or [{}])[-1]
     messages = bb.reflexion_messages(
         task.description, tools, state["question"], trial.get("trajectory") or [],
@@ -321,7 +315,7 @@ def self_reflect(state: dict, context: ReflexionContext, deps: Deps):
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):
         return Command(goto="trial", update={})  # no room to reflect: try again without a new note
-    response = yield ModelCall(ROLE, REFLEXION_KIND, messages)
+    response = await ask_model(context, deps, ROLE, REFLEXION_KIND, messages)
     if isinstance(response, ContextOverflow):
         return Command(goto="trial", update={})
     usage = record_usage(usage, ROLE, response, prompt_chars(messages))
@@ -351,8 +345,8 @@ def build_cot_graph(
     ``models``: ``{"meta": chat model}`` to inject (else from the context)."""
     deps = _deps(models, settings, backend, ReactContext)
     graph = _graph(ReactContext)
-    graph.add_node("answer", dual_node("answer", cot, deps), destinations=("finalize",))
-    graph.add_node("finalize", dual_node("finalize", finalize_logic, deps))
+    graph.add_node("answer", node(cot, deps), destinations=("finalize",))
+    graph.add_node("finalize", node(finalize_logic, deps))
     graph.add_edge(START, "answer")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer, name=name)
@@ -369,9 +363,9 @@ def build_plan_solve_graph(
     """Plan-and-solve without tools: ``plan -> solve -> finalize``."""
     deps = _deps(models, settings, backend, ReactContext)
     graph = _graph(ReactContext)
-    graph.add_node("plan", dual_node("plan", make_plan, deps), destinations=("solve", "finalize"))
-    graph.add_node("solve", dual_node("solve", solve, deps), destinations=("finalize",))
-    graph.add_node("finalize", dual_node("finalize", finalize_logic, deps))
+    graph.add_node("plan", node(make_plan, deps), destinations=("solve", "finalize"))
+    graph.add_node("solve", node(solve, deps), destinations=("finalize",))
+    graph.add_node("finalize", node(finalize_logic, deps))
     graph.add_edge(START, "plan")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer, name=name)
@@ -393,13 +387,12 @@ def build_reflexion_graph(
     backend = backend or default_backend()
     deps = _deps(models, settings, backend, ReflexionContext)
     react = build_react_graph(models, backend=backend, settings=settings, name="reflexion_trial")
-    trial = _Trial(react, deps)
     graph = _graph(ReflexionContext)
-    graph.add_node("start", dual_node("start", reflexion_start, deps), destinations=("trial",))
-    graph.add_node("trial", RunnableLambda(trial.sync, afunc=trial.run_async, name="trial"),
+    graph.add_node("start", node(reflexion_start, deps), destinations=("trial",))
+    graph.add_node("trial", node(trial_logic(react), deps),
                    destinations=TrialTarget.__args__)
-    graph.add_node("self_reflect", dual_node("self_reflect", self_reflect, deps), destinations=("trial",))
-    graph.add_node("finalize", dual_node("finalize", finalize_logic, deps))
+    graph.add_node("self_reflect", node(self_reflect, deps), destinations=("trial",))
+    graph.add_node("finalize", node(finalize_logic, deps))
     graph.add_edge(START, "start")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer, name=name)

@@ -25,6 +25,7 @@ No reflection: the answer given with ``finish`` stands.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -37,9 +38,10 @@ from autoact.actions import format_action
 from autoact.prompts import codeact as prompt
 from autoact.prompts.builders import one_line
 from autoact.settings import Settings
+from autoact.tools.sandbox import PythonSandbox, SandboxLimits, SandboxUnavailable, ensure_python_tool
 
 from .context import ReactContext
-from .effects import Blocking, ContextOverflow, Deps, ModelCall, dual_node
+from .calls import ContextOverflow, Deps, ask_model, node
 from .environment import Backend, TaskSetupError, default_backend
 from .models import ModelResolver
 from .nodes import (
@@ -151,37 +153,33 @@ def bridged_tools(task: Any, offered: list[str], env_state: dict | None, backend
 
 def sandbox_session(context: CodeActContext, state: dict, tools: dict[str, Callable[[str], str]]):
     """The episode's session, rebuilt from the state, with this block's tools."""
-    from autoact.tools.sandbox import PythonSandbox, SandboxLimits  # at first use: see graph/environment.py
-
     limits = SandboxLimits(cpu_s=context.sandbox_cpu_s, wall_s=context.sandbox_wall_s,
                          memory_mb=context.sandbox_memory_mb)
     return PythonSandbox(limits, cells=(state.get("session") or {}).get("cells"), tools=tools)
 
 
 # ---- nodes ------------------------------------------------------------------------------------
-def start(state: dict, context: CodeActContext, deps: Deps):
+async def start(state: dict, context: CodeActContext, deps: Deps):
     """Refuse a run whose sandbox cannot isolate code (unless the weak mode was
     chosen), then start the episode as the other graphs do, with an empty session."""
-    from autoact.tools.sandbox import SandboxUnavailable, ensure_python_tool
-
     try:
-        yield Blocking(ensure_python_tool)
+        await asyncio.to_thread(ensure_python_tool)
     except SandboxUnavailable as exc:
         raise TaskSetupError(f"CodeAct runs code, but {exc}") from exc
-    command = yield from start_logic(lambda _: "act")(state, context, deps)
+    command = await start_logic(lambda _: "act")(state, context, deps)
     return Command(goto=command.goto, update={**command.update, "session": {"cells": []}})
 
 
-def act(state: dict, context: CodeActContext, deps: Deps):
+async def act(state: dict, context: CodeActContext, deps: Deps):
     steps = state.get("trajectory", [])
     if len(steps) >= context.max_steps:
         return halt("max_steps")
-    task, tools = yield from task_and_tools(context, deps)
+    task, tools = await task_and_tools(context, deps)
     offered = tool_names(tools)
     examples: list = []
-    if (yield from shows_examples(context, deps, ROLE)):
+    if (await shows_examples(context, deps, ROLE)):
         if context.example_source == "task":  # the task's seed episodes, as code (generic where none fits)
-            examples = prompt.task_examples((yield from worked_examples(deps, task, offered, "task")), offered)
+            examples = prompt.task_examples((await worked_examples(deps, task, offered, "task")), offered)
         else:
             examples = prompt.default_examples(offered)
     text = prompt.codeact_prompt(task.description, offered, state["question"], prompt.turns_of(steps),
@@ -190,7 +188,7 @@ def act(state: dict, context: CodeActContext, deps: Deps):
     max_tokens = context.max_tokens or DEFAULT_TURN_TOKENS
     if over_budget(text, usage, context, deps, ROLE, max_tokens=max_tokens):
         return halt("context")
-    response = yield ModelCall(ROLE, prompt.KIND, text, max_tokens=max_tokens)
+    response = await ask_model(context, deps, ROLE, prompt.KIND, text, max_tokens=max_tokens)
     if isinstance(response, ContextOverflow):
         return halt("context")
     usage = record_usage(usage, ROLE, response, prompt_chars(text))
@@ -198,7 +196,7 @@ def act(state: dict, context: CodeActContext, deps: Deps):
     turn = prompt.parse_code_turn(reply)
     if not turn.ok and context.plain_answer_ends and turn.thought and prompt.FENCE not in reply:
         # scored and ended as finish(answer) would be (a broken fence is not plain words)
-        return (yield from finish(state, context, deps, task, "", turn.thought, usage, "finalize"))
+        return (await finish(state, context, deps, task, "", turn.thought, usage, "finalize"))
     if not turn.ok:
         return no_code(state, context, turn, offered, usage)
     pending = {"thought": turn.thought, "action": prompt.CODE, "argument": turn.code, "observation": ""}
@@ -221,23 +219,23 @@ def no_code(state: dict, context: CodeActContext, turn: prompt.CodeTurn, offered
     return Command(goto="act", update=update)
 
 
-def execute(state: dict, context: CodeActContext, deps: Deps):
+async def execute(state: dict, context: CodeActContext, deps: Deps):
     """Runs the pending block in the session; a block that called finish ends the
     episode with the answer scored (``nodes.finish``, as in the ReAct graph)."""
     pending = state.get("pending")
     if not pending:
         raise RuntimeError("execute reached without a pending code block")
-    task, tools = yield from task_and_tools(context, deps)
+    task, tools = await task_and_tools(context, deps)
     answer = Answer()
     functions = bridged_tools(task, tool_names(tools), state.get("env_state"), deps.backend, answer)
     session = sandbox_session(context, state, functions)
-    result = yield Blocking(lambda: session.run(pending["argument"]))
+    result = await asyncio.to_thread(lambda: session.run(pending["argument"]))
     step = {**pending, "observation": prompt.trim(result.observation(), MAX_STORED_OBSERVATION),
             "status": result.status, "tool_calls": result.tool_calls}
     after = {**state, "trajectory": [*state.get("trajectory", []), step]}
     update = {"trajectory": after["trajectory"], "session": session.get_state(), "pending": None}
     if answer.text is not None:
-        command = yield from finish(after, context, deps, task, "", answer.text, state.get("usage", {}), "finalize")
+        command = await finish(after, context, deps, task, "", answer.text, state.get("usage", {}), "finalize")
         return Command(goto=command.goto, update={**update, **command.update})
     return Command(goto="act", update=update)
 
@@ -259,10 +257,10 @@ def build_codeact_graph(
     deps = Deps(ModelResolver(models, settings), backend or default_backend(), CodeActContext)
     graph = StateGraph(CodeActState, context_schema=CodeActContext, input_schema=InputState,
                        output_schema=OutputState)
-    graph.add_node("start", dual_node("start", start, deps), destinations=("act",))
-    graph.add_node("act", dual_node("act", act, deps), destinations=ActTarget.__args__)
-    graph.add_node("execute", dual_node("execute", execute, deps), destinations=ExecuteTarget.__args__)
-    graph.add_node("finalize", dual_node("finalize", finalize_logic, deps))
+    graph.add_node("start", node(start, deps), destinations=("act",))
+    graph.add_node("act", node(act, deps), destinations=ActTarget.__args__)
+    graph.add_node("execute", node(execute, deps), destinations=ExecuteTarget.__args__)
+    graph.add_node("finalize", node(finalize_logic, deps))
     graph.add_edge(START, "start")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer, name=name)

@@ -1,6 +1,6 @@
 """Run-time settings of the graphs (LangGraph's context schema).
 
-Passed per run (``graph.invoke(..., context={...})``, or the assistant's context in
+Passed per run (``graph.ainvoke(..., context={...})``, or the assistant's context in
 LangGraph Studio, which shows these fields and their descriptions). Fields left at
 ``None`` fall back to the project settings (``autoact.settings``); unknown fields
 are refused so a typo does not pass silently.

@@ -5,18 +5,22 @@ The graphs keep only a JSON snapshot of the environment in their state
 can pause in a checkpoint and resume in another process. Loading a task (its data,
 corpus and index) is the slow part: it is done once per process and cached.
 
-A :class:`Backend` bundles the four entry points of the tools contract; tests pass
+A :class:`Backend` bundles the entry points of the tools contract; tests pass
 one built on a small fake task.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from autoact.prompts.builders import FINISH, tool_spec
+from autoact.prompts.builders import FINISH, default_examples, tool_spec
+from autoact.tools import TaskEnv, TaskInstance, load_task, tool_library
+from autoact.tools.sandbox import SandboxUnavailable, ensure_python_tool
+from autoact.tools.worked_examples import task_examples
 
 from .context import BaseContext
 
@@ -27,28 +31,18 @@ class TaskSetupError(RuntimeError):
 
 @dataclass
 class Backend:
-    """``load_task(name, data, corpus)``, ``tool_library(task)``,
-    ``task_env(task, tool_names)`` and ``task_instance(**fields)``; None = the real
-    ones from ``autoact.tools``."""
+    """The tools contract the graphs use: ``load_task(name, data, corpus)``,
+    ``tool_library(task)``, ``task_env(task, tool_names)``, ``task_instance(**fields)``
+    and ``task_examples(task, tool_names)``; the real ones from ``autoact.tools`` unless
+    replaced (tests pass fakes)."""
 
-    load_task: Callable[..., Any] | None = None
-    tool_library: Callable[[Any], dict[str, Any]] | None = None
-    task_env: Callable[[Any, list[str]], Any] | None = None
-    task_instance: Callable[..., Any] | None = None
-    task_examples: Callable[[Any, list[str]], list[dict]] | None = None
+    load_task: Callable[..., Any] = load_task
+    tool_library: Callable[[Any], dict[str, Any]] = tool_library
+    task_env: Callable[[Any, list[str]], Any] = TaskEnv
+    task_instance: Callable[..., Any] = TaskInstance
+    task_examples: Callable[[Any, list[str]], list[dict]] = task_examples
     _tasks: dict[tuple, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def _fn(self, name: str) -> Callable[..., Any]:
-        fn = getattr(self, name)
-        if fn is None:
-            # imported at first use: building a graph needs no task, corpus or index
-            import autoact.tools as tools
-
-            real = {"load_task": "load_task", "tool_library": "tool_library", "task_env": "TaskEnv", "task_instance": "TaskInstance"}
-            fn = getattr(tools, real[name])
-            setattr(self, name, fn)
-        return fn
 
     # ---- tasks and tools --------------------------------------------------------------
     def task(self, context: BaseContext) -> Any:
@@ -56,7 +50,7 @@ class Backend:
         key = self._task_key(context)
         with self._lock:
             if key not in self._tasks:
-                self._tasks[key] = self._fn("load_task")(context.task, data=context.data, corpus=context.corpus)
+                self._tasks[key] = self.load_task(context.task, data=context.data, corpus=context.corpus)
             return self._tasks[key]
 
     @staticmethod
@@ -82,7 +76,7 @@ class Backend:
         return ("tools", id(task), tuple(context.tools) if context.tools else None)
 
     def _tool_specs(self, task: Any, context: BaseContext) -> list[dict[str, str]]:
-        library = self._fn("tool_library")(task)
+        library = self.tool_library(task)
         names = list(context.tools) if context.tools else list(getattr(task, "default_tools", None) or library)
         unknown = [n for n in names if n not in library]
         if unknown:
@@ -92,8 +86,6 @@ class Backend:
         if FINISH in names:
             raise TaskSetupError("Finish is built in; do not list it among the tools")
         if "Python" in names:
-            from autoact.tools.sandbox import SandboxUnavailable, ensure_python_tool
-
             try:
                 ensure_python_tool()
             except SandboxUnavailable as exc:
@@ -113,16 +105,10 @@ class Backend:
         from the task's seeds where it has usable ones (``source="task"``), else the
         generic ones."""
         if source == "generic":
-            from autoact.prompts.builders import default_examples
-
             return default_examples(tool_names)
         key = ("examples", id(task), tuple(tool_names))
         with self._lock:
             if key not in self._tasks:
-                if self.task_examples is None:
-                    from autoact.tools.worked_examples import task_examples
-
-                    self.task_examples = task_examples
                 self._tasks[key] = self.task_examples(task, tool_names)
             return self._tasks[key]
 
@@ -137,7 +123,7 @@ class Backend:
     def instance(self, data: dict[str, Any] | None, question: str) -> Any:
         """The TaskInstance of a run: the one given in state, else one made from the question."""
         if data:
-            factory = self._fn("task_instance")
+            factory = self.task_instance
             try:
                 if hasattr(factory, "from_dict"):  # the real TaskInstance reads extra keys leniently
                     return factory.from_dict(data)
@@ -145,11 +131,11 @@ class Backend:
             except (TypeError, ValueError) as exc:
                 raise TaskSetupError(f"the state's instance is not a valid TaskInstance: {exc}") from exc
         digest = hashlib.sha1(question.encode("utf-8")).hexdigest()[:12]
-        return self._fn("task_instance")(id=f"chat-{digest}", question=question, answer=None)
+        return self.task_instance(id=f"chat-{digest}", question=question, answer=None)
 
     def reset(self, task: Any, tool_names: list[str], instance: Any) -> tuple[str, dict[str, Any]]:
         """Start an episode: (the question as the environment presents it, env snapshot)."""
-        env = self._fn("task_env")(task, tool_names)
+        env = self.task_env(task, tool_names)
         question = env.reset(instance)
         return str(question), env.get_state()
 
@@ -157,7 +143,7 @@ class Backend:
         self, task: Any, tool_names: list[str], env_state: dict[str, Any] | None, action: str
     ) -> tuple[str, dict[str, Any]]:
         """Run one ``Name[argument]`` action on the environment rebuilt from its snapshot."""
-        env = self._fn("task_env")(task, tool_names)
+        env = self.task_env(task, tool_names)
         if env_state is None:
             raise TaskSetupError("no environment snapshot in the state: the episode was not started")
         env.set_state(env_state)
@@ -191,8 +177,6 @@ def default_backend() -> Backend:
 
 def instance_dict(instance: Any) -> dict[str, Any]:
     """A TaskInstance as a JSON-friendly dict (dataclass, pydantic model or mapping)."""
-    import dataclasses
-
     if isinstance(instance, dict):
         return dict(instance)
     if dataclasses.is_dataclass(instance):

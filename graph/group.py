@@ -28,7 +28,7 @@ from autoact.prompts.builders import FINISH
 from autoact.settings import Settings
 
 from .context import BaseContext, GroupContext
-from .effects import ContextOverflow, Deps, ModelCall, dual_node
+from .calls import ContextOverflow, Deps, ask_model, node
 from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
@@ -74,19 +74,19 @@ def _next_subgoal_node(context: BaseContext) -> str:
     return "ground" if getattr(context, "mode", "iterative") == "one_pass" else "plan"
 
 
-def plan(state: dict, context: BaseContext, deps: Deps):
+async def plan(state: dict, context: BaseContext, deps: Deps):
     """Iterative planning: the next thought and action name."""
     steps, reflections = state.get("trajectory", []), state.get("reflections", [])
     if len(steps) >= context.max_steps:
         return halt("max_steps")
-    task, tools = yield from task_and_tools(context, deps)
-    messages = yield from agent_prompt("plan", "plan", context, deps, task, tools, state["question"], steps, reflections)
+    task, tools = await task_and_tools(context, deps)
+    messages = await agent_prompt("plan", "plan", context, deps, task, tools, state["question"], steps, reflections)
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, "plan"):
         return halt("context")
     names = builders.action_names(tools)
-    parsed, usage = yield from ask_step(
-        context, "plan", "plan", messages, usage, lambda t: parse_plan(t, names),
+    parsed, usage = await ask_step(
+        context, deps, "plan", "plan", messages, usage, lambda t: parse_plan(t, names),
         guide=guides.plan_step([] if finish_forced(context, steps) else tool_names(tools)),
     )
     if parsed is None:
@@ -97,19 +97,19 @@ def plan(state: dict, context: BaseContext, deps: Deps):
     return Command(goto="tool", update={"pending": pending, "usage": usage})
 
 
-def plan_all(state: dict, context: BaseContext, deps: Deps):
+async def plan_all(state: dict, context: BaseContext, deps: Deps):
     """One-pass planning: every subgoal at once (after Reflect[wrong]: a new plan for
     the rest, seeing the episode so far)."""
     steps, reflections = state.get("trajectory", []), state.get("reflections", [])
     if len(steps) >= context.max_steps:
         return halt("max_steps")
-    task, tools = yield from task_and_tools(context, deps)
-    messages = yield from agent_prompt("one_pass", "plan", context, deps, task, tools, state["question"], steps, reflections)
+    task, tools = await task_and_tools(context, deps)
+    messages = await agent_prompt("one_pass", "plan", context, deps, task, tools, state["question"], steps, reflections)
     usage = state.get("usage", {})
     budget = max(context.max_tokens or deps.models.settings.sampling_for("plan").max_tokens, ONE_PASS_MIN_TOKENS)
     if over_budget(messages, usage, context, deps, "plan", max_tokens=budget):
         return halt("context")
-    response = yield ModelCall("plan", "one_pass", messages, max_tokens=budget)
+    response = await ask_model(context, deps, "plan", "one_pass", messages, max_tokens=budget)
     if isinstance(response, ContextOverflow):
         return halt("context")
     usage = record_usage(usage, "plan", response, prompt_chars(messages))
@@ -126,7 +126,7 @@ def plan_all(state: dict, context: BaseContext, deps: Deps):
     return Command(goto="ground", update={"subgoals": subgoals, "usage": usage, "invalid_streak": 0})
 
 
-def ground(state: dict, context: BaseContext, deps: Deps):
+async def ground(state: dict, context: BaseContext, deps: Deps):
     """One-pass: hand the next subgoal to the tool agent."""
     if len(state.get("trajectory", [])) >= context.max_steps:
         return halt("max_steps")
@@ -136,14 +136,14 @@ def ground(state: dict, context: BaseContext, deps: Deps):
     return Command(goto="tool", update={"pending": pending, "subgoals": subgoals})
 
 
-def tool(state: dict, context: BaseContext, deps: Deps):
+async def tool(state: dict, context: BaseContext, deps: Deps):
     """The argument of the pending action (for Finish, the answer)."""
     pending = state.get("pending")
     if not pending:
         raise RuntimeError("tool reached without a pending action")
-    task, tools = yield from task_and_tools(context, deps)
+    task, tools = await task_and_tools(context, deps)
     steps, reflections = state.get("trajectory", []), state.get("reflections", [])
-    messages = yield from agent_prompt(
+    messages = await agent_prompt(
         "tool", "tool", context, deps, task, tools, state["question"], steps, reflections,
         thought=pending["thought"], action=pending["action"],
     )
@@ -152,7 +152,7 @@ def tool(state: dict, context: BaseContext, deps: Deps):
         return halt("context")
     # the guide ends with the closing bracket the transcript prompt opened
     guide = guides.tool_argument(pending["action"], choices_of(state)) if isinstance(messages, str) else None
-    response = yield ModelCall("tool", "tool", messages, guide=guide)
+    response = await ask_model(context, deps, "tool", "tool", messages, guide=guide)
     if isinstance(response, ContextOverflow):
         return halt("context")
     usage = record_usage(usage, "tool", response, prompt_chars(messages))
@@ -166,23 +166,23 @@ def tool(state: dict, context: BaseContext, deps: Deps):
             usage_text=builders.usage_of(pending["action"], tools),
         )
     if pending["action"] == FINISH:
-        return (yield from finish(state, context, deps, task, pending["thought"], argument, usage, "reflect"))
+        return (await finish(state, context, deps, task, pending["thought"], argument, usage, "reflect"))
     return Command(
         goto="execute", update={"pending": {**pending, "argument": argument}, "usage": usage, "invalid_streak": 0}
     )
 
 
-def reflect(state: dict, context: BaseContext, deps: Deps):
+async def reflect(state: dict, context: BaseContext, deps: Deps):
     """The reflect agent judges the answer of the last Finish step."""
-    task, tools = yield from task_and_tools(context, deps)
-    messages = yield from agent_prompt(
+    task, tools = await task_and_tools(context, deps)
+    messages = await agent_prompt(
         "reflect", "reflect", context, deps, task, tools, state["question"], state.get("trajectory", []),
         state.get("reflections", []),
     )
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, "reflect"):
         return halt("finish")  # the answer stands; there is no room left to judge it
-    thought, verdict, usage = yield from ask_reflection(context, "reflect", "reflect", messages, usage)
+    thought, verdict, usage = await ask_reflection(context, deps, "reflect", "reflect", messages, usage)
     return after_reflection(state, context, thought, verdict, usage, retry=_planner(context))
 
 
@@ -212,8 +212,8 @@ def build_group_graph(
         "reflect": (reflect, ReflectTarget),
     }
     for node_name, (logic, targets) in nodes.items():
-        graph.add_node(node_name, dual_node(node_name, logic, deps), destinations=targets.__args__)
-    graph.add_node("finalize", dual_node("finalize", finalize_logic, deps))
+        graph.add_node(node_name, node(logic, deps), destinations=targets.__args__)
+    graph.add_node("finalize", node(finalize_logic, deps))
     graph.add_edge(START, "start")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer, name=name)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from langchain_core.language_models import BaseChatModel
 
+from autoact.serving import client
 from autoact.settings import Settings, load_settings
 
 from .context import BaseContext, model_name_override
@@ -38,18 +39,14 @@ class ModelResolver:
         return self._settings
 
     def base_url(self, context: BaseContext) -> str:
-        from autoact.serving.client import endpoint_url
-
-        return (context.base_url or endpoint_url(self.settings)).rstrip("/")
+        return (context.base_url or client.endpoint_url(self.settings)).rstrip("/")
 
     def served(self, url: str) -> list[str]:
-        from autoact.serving.client import served_models
-
         now = time.monotonic()
         cached = self._served.get(url)
         if cached and now - cached[0] < SERVED_TTL_S:
             return cached[1]
-        names = served_models(url)
+        names = client.served_models(url)
         self._served[url] = (now, names)
         return names
 
@@ -97,8 +94,6 @@ class ModelResolver:
             return self.injected[role]
         if self.injected:
             raise KeyError(f"no model injected for role {role!r} (injected: {sorted(self.injected)})")
-        from autoact.serving.client import chat_model
-
         key = self._key(role, context)
         _, url, name, temperature, max_tokens, seed = key
 
@@ -109,7 +104,7 @@ class ModelResolver:
                 if name not in served:
                     raise ValueError(f"the context names model {name!r} for {role}, but {url} serves {served}")
                 settings = settings.model_copy(update={"adapters": {**settings.adapters, role: name}})
-            return chat_model(role, settings, url, served, temperature=temperature, max_tokens=max_tokens, seed=seed)
+            return client.chat_model(role, settings, url, served, temperature=temperature, max_tokens=max_tokens, seed=seed)
 
         return self._cached(key, build)
 
@@ -118,15 +113,13 @@ class ModelResolver:
         and sampling as :meth:`get`. An injected model serves both kinds of call."""
         if role in self.injected or self.injected:
             return self.get(role, context)
-        from autoact.serving.client import completion_model
-
         chat = self.get(role, context)  # resolves and checks the served model name
         key = ("completion", role, chat.openai_api_base, chat.model_name, chat.temperature, chat.max_tokens, chat.seed)
 
         def build() -> Any:
             settings = self.settings.model_copy(update={"adapters": {**self.settings.adapters, role: chat.model_name}})
             served = self.served(chat.openai_api_base)
-            return completion_model(role, settings, chat.openai_api_base, served, temperature=chat.temperature,
+            return client.completion_model(role, settings, chat.openai_api_base, served, temperature=chat.temperature,
                                     max_tokens=chat.max_tokens, seed=chat.seed)
 
         return self._cached(key, build)

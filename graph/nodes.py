@@ -1,12 +1,13 @@
 """Node logic shared by the ReAct and group graphs: start, execute, finish,
 invalid outputs, the context budget, usage accounting and finalize.
 
-Node logic is written as generators (see :mod:`autoact.graph.effects`); helpers
-that need the outside world are generators too and are called with ``yield from``.
+Node logic is ``async def logic(state, context, deps)`` (bound into a LangGraph node
+by :func:`autoact.graph.calls.node`); blocking work runs in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -18,7 +19,7 @@ from autoact.settings import BASE_MODEL_NAME
 from autoact.usage import merge_usage
 
 from .context import BaseContext
-from .effects import Blocking, ContextOverflow, Deps, ModelCall
+from .calls import ContextOverflow, Deps, ask_model
 from .environment import instance_dict, score
 from .parsing import ParsedStep, parse_reflection
 
@@ -48,7 +49,7 @@ def last_question(messages: list[Any]) -> str:
 
 
 # ---- task and tools ---------------------------------------------------------------------------
-def task_and_tools(context: BaseContext, deps: Deps):
+async def task_and_tools(context: BaseContext, deps: Deps):
     """(task, tool specs): loaded off the event loop the first time (data, corpus, index),
     then taken from the backend's cache in place (a thread hop costs more CPU than that)."""
     loaded = deps.backend.loaded(context)
@@ -59,7 +60,7 @@ def task_and_tools(context: BaseContext, deps: Deps):
         task = deps.backend.task(context)
         return task, deps.backend.tools(task, context)
 
-    return (yield Blocking(load))
+    return (await asyncio.to_thread(load))
 
 
 def tool_names(tools: list[dict[str, str]]) -> list[str]:
@@ -83,7 +84,7 @@ TRANSCRIPT_BUILDERS = {
 }
 
 
-def shows_examples(context: BaseContext, deps: Deps, role: str):
+async def shows_examples(context: BaseContext, deps: Deps, role: str):
     """Whether the role's transcript prompt carries worked examples: by default only
     for the base model (a fine-tuned adapter was trained on prompts without them)."""
     if context.worked_examples != "auto":
@@ -91,28 +92,28 @@ def shows_examples(context: BaseContext, deps: Deps, role: str):
     if deps.models.at_hand(role, context):  # no thread hop for a model already resolved
         name = deps.models.model_name(role, context)
     else:
-        name = yield Blocking(lambda: deps.models.model_name(role, context))
+        name = await asyncio.to_thread(lambda: deps.models.model_name(role, context))
     return name in (None, BASE_MODEL_NAME)
 
 
-def worked_examples(deps: Deps, task: Any, names: list[str], source: str):
+async def worked_examples(deps: Deps, task: Any, names: list[str], source: str):
     """The task's worked examples for these tools (text actions): from the backend's
     cache in place, made off the event loop the first time."""
     examples = deps.backend.cached_examples(task, names, source)
     if examples is None:
-        examples = yield Blocking(lambda: deps.backend.examples(task, names, source))
+        examples = await asyncio.to_thread(lambda: deps.backend.examples(task, names, source))
     return examples
 
 
-def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, task: Any, tools: list[dict[str, str]],
+async def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, task: Any, tools: list[dict[str, str]],
                  question: str, history: list, reflections: list, **extra: Any):
     """The prompt of one agent call: chat messages or a transcript, per the context."""
     if context.prompt_format == "chat":
         return CHAT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
                                    obs_chars=context.observation_chars, **extra)
     examples: list = []
-    if (yield from shows_examples(context, deps, role)):
-        examples = yield from worked_examples(deps, task, tool_names(tools), context.example_source)
+    if (await shows_examples(context, deps, role)):
+        examples = await worked_examples(deps, task, tool_names(tools), context.example_source)
     return TRANSCRIPT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
                                      examples=examples, obs_chars=context.observation_chars, **extra)
 
@@ -141,7 +142,7 @@ def start_logic(first: Callable[[BaseContext], str]):
     """The first node: reads the question, starts the environment, resets the episode
     (a chat thread's next turn starts a fresh episode; ``messages`` keep the chat)."""
 
-    def start(state: dict, context: BaseContext, deps: Deps):
+    async def start(state: dict, context: BaseContext, deps: Deps):
         question = last_question(state.get("messages", []))
         data = state.get("instance") or None
         new_messages = []
@@ -150,9 +151,9 @@ def start_logic(first: Callable[[BaseContext], str]):
             new_messages.append(HumanMessage(content=question))
         if not question:
             raise ValueError("no question: send a human message (or an instance with a question)")
-        task, tools = yield from task_and_tools(context, deps)
+        task, tools = await task_and_tools(context, deps)
         instance = deps.backend.instance(data, question)
-        shown, env_state = yield Blocking(lambda: deps.backend.reset(task, tool_names(tools), instance))
+        shown, env_state = await asyncio.to_thread(lambda: deps.backend.reset(task, tool_names(tools), instance))
         update = {
             "messages": new_messages,
             "instance": instance_dict(instance),
@@ -177,13 +178,13 @@ def start_logic(first: Callable[[BaseContext], str]):
 def execute_logic(next_node: Callable[[BaseContext], str]):
     """Runs the pending action through the environment and appends the step."""
 
-    def execute(state: dict, context: BaseContext, deps: Deps):
+    async def execute(state: dict, context: BaseContext, deps: Deps):
         pending = state.get("pending")
         if not pending:
             raise RuntimeError("execute reached without a pending action")
-        task, tools = yield from task_and_tools(context, deps)
+        task, tools = await task_and_tools(context, deps)
         action = builders.format_action(pending["action"], pending["argument"])
-        observation, env_state = yield Blocking(
+        observation, env_state = await asyncio.to_thread(
             lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), action)
         )
         observation = observation[:MAX_STORED_OBSERVATION]
@@ -202,7 +203,7 @@ def execute_logic(next_node: Callable[[BaseContext], str]):
     return execute
 
 
-def finalize_logic(state: dict, context: BaseContext, deps: Deps):
+async def finalize_logic(state: dict, context: BaseContext, deps: Deps):
     """Appends the answer (or why there is none) to the chat as an AI message, and
     drops the episode's instance so that a thread's next turn does not inherit it."""
     answer = state.get("answer")
@@ -252,21 +253,21 @@ def response_text(response: AIMessage) -> str:
     return message_text(response)
 
 
-def ask_step(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]] | str, usage: dict,
+async def ask_step(context: BaseContext, deps: Deps, role: str, kind: str, messages: list[dict[str, str]] | str, usage: dict,
              parse: Callable[[str], ParsedStep], action_prefix: str = builders.ACTION, guide: str | None = None):
     """Ask for a ``Thought/Action`` step and parse it: (parsed or None on context
     overflow, usage). ``guide`` constrains the format on a vLLM server. Small models
     often stop after the thought; then the step is asked again with ``Thought: <their
     thought>\nAction:`` already written, so they only name the action (the text is
     still exactly the target format)."""
-    response = yield ModelCall(role, kind, messages, guide=guide)
+    response = await ask_model(context, deps, role, kind, messages, guide=guide)
     if isinstance(response, ContextOverflow):
         return None, usage
     usage = record_usage(usage, role, response, prompt_chars(messages))
     parsed = parse(response_text(response))
     if context.prefill and parsed.error == "no_action" and parsed.thought:
         prefix = f"{builders.THOUGHT} {builders.one_line(parsed.thought)}\n{action_prefix}"
-        response = yield ModelCall(role, kind, messages, prefill=prefix)
+        response = await ask_model(context, deps, role, kind, messages, prefill=prefix)
         if isinstance(response, ContextOverflow):
             return None, usage
         usage = record_usage(usage, role, response, prompt_chars(messages))
@@ -274,17 +275,17 @@ def ask_step(context: BaseContext, role: str, kind: str, messages: list[dict[str
     return parsed, usage
 
 
-def ask_reflection(context: BaseContext, role: str, kind: str, messages: list[dict[str, str]] | str, usage: dict):
+async def ask_reflection(context: BaseContext, deps: Deps, role: str, kind: str, messages: list[dict[str, str]] | str, usage: dict):
     """Ask for ``Thought/Action: Reflect[...]``: (thought, verdict or None, usage). A
     reflection that stops after its thought is completed from ``Action: Reflect[``."""
-    response = yield ModelCall(role, kind, messages, guide=guides.reflection())
+    response = await ask_model(context, deps, role, kind, messages, guide=guides.reflection())
     if isinstance(response, ContextOverflow):
         return "", None, usage
     usage = record_usage(usage, role, response, prompt_chars(messages))
     thought, verdict = parse_reflection(response_text(response))
     if context.prefill and verdict is None and thought:
         prefix = f"{builders.THOUGHT} {builders.one_line(thought)}\n{builders.ACTION} {builders.REFLECT}["
-        response = yield ModelCall(role, kind, messages, prefill=prefix)
+        response = await ask_model(context, deps, role, kind, messages, prefill=prefix)
         if not isinstance(response, ContextOverflow):
             usage = record_usage(usage, role, response, prompt_chars(messages))
             _, verdict = parse_reflection(response_text(response))
@@ -320,13 +321,13 @@ def invalid_step(
     return Command(goto=retry, update=update)
 
 
-def finish(state: dict, context: BaseContext, deps: Deps, task: Any, thought: str, answer: str, usage: dict,
+async def finish(state: dict, context: BaseContext, deps: Deps, task: Any, thought: str, answer: str, usage: dict,
            reflect_node: str):
     """Record the Finish step, score the answer when the gold one is known, and go on
     to reflection (or end, with reflection off)."""
     step = {"thought": thought, "action": FINISH, "argument": answer, "observation": ""}
     instance = deps.backend.instance(state.get("instance"), state.get("question", ""))
-    scored = yield Blocking(lambda: score(task, answer, instance))
+    scored = await asyncio.to_thread(lambda: score(task, answer, instance))
     update = {
         "trajectory": [*state.get("trajectory", []), step],
         "answer": answer,

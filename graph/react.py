@@ -24,7 +24,7 @@ from autoact.prompts.builders import FINISH
 from autoact.settings import Settings
 
 from .context import BaseContext, ReactContext
-from .effects import Deps, dual_node
+from .calls import Deps, node
 from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
@@ -53,20 +53,20 @@ ActTarget = Literal["execute", "reflect", "act", "finalize"]
 ReflectTarget = Literal["act", "finalize"]
 
 
-def act(state: dict, context: BaseContext, deps: Deps):
+async def act(state: dict, context: BaseContext, deps: Deps):
     steps, reflections = state.get("trajectory", []), state.get("reflections", [])
     if len(steps) >= context.max_steps:
         return halt("max_steps")
-    task, tools = yield from task_and_tools(context, deps)
-    messages = yield from agent_prompt("react", ROLE, context, deps, task, tools, state["question"], steps, reflections)
+    task, tools = await task_and_tools(context, deps)
+    messages = await agent_prompt("react", ROLE, context, deps, task, tools, state["question"], steps, reflections)
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):
         return halt("context")
     names = builders.action_names(tools)
     allowed = [] if finish_forced(context, steps) else tool_names(tools)
     guide = guides.react_step(allowed, choices_of(state))
-    parsed, usage = yield from ask_step(
-        context, ROLE, "react", messages, usage, lambda t: parse_react(t, names), guide=guide
+    parsed, usage = await ask_step(
+        context, deps, ROLE, "react", messages, usage, lambda t: parse_react(t, names), guide=guide
     )
     if parsed is None:
         return halt("context", {"usage": usage})
@@ -77,14 +77,14 @@ def act(state: dict, context: BaseContext, deps: Deps):
             state, context, parsed, names, usage, "act", usage_text=builders.usage_of(parsed.action, tools)
         )
     if parsed.action == FINISH:
-        return (yield from finish(state, context, deps, task, parsed.thought, parsed.argument, usage, "reflect"))
+        return (await finish(state, context, deps, task, parsed.thought, parsed.argument, usage, "reflect"))
     pending = {"thought": parsed.thought, "action": parsed.action, "argument": parsed.argument, "observation": ""}
     return Command(goto="execute", update={"pending": pending, "usage": usage, "invalid_streak": 0})
 
 
-def reflect(state: dict, context: BaseContext, deps: Deps):
-    task, tools = yield from task_and_tools(context, deps)
-    messages = yield from agent_prompt(
+async def reflect(state: dict, context: BaseContext, deps: Deps):
+    task, tools = await task_and_tools(context, deps)
+    messages = await agent_prompt(
         "react", ROLE, context, deps, task, tools, state["question"], state.get("trajectory", []),
         state.get("reflections", []), reflect=True,
         **({"reflection_examples": context.reflection_examples} if context.prompt_format == "transcript" else {}),
@@ -92,7 +92,7 @@ def reflect(state: dict, context: BaseContext, deps: Deps):
     usage = state.get("usage", {})
     if over_budget(messages, usage, context, deps, ROLE):
         return halt("finish")  # the answer stands; there is no room left to judge it
-    thought, verdict, usage = yield from ask_reflection(context, ROLE, "reflect", messages, usage)
+    thought, verdict, usage = await ask_reflection(context, deps, ROLE, "reflect", messages, usage)
     return after_reflection(state, context, thought, verdict, usage, retry="act")
 
 
@@ -112,11 +112,11 @@ def build_react_graph(
     """
     deps = Deps(ModelResolver(models, settings), backend or default_backend(), ReactContext)
     graph = StateGraph(AgentState, context_schema=ReactContext, input_schema=InputState, output_schema=OutputState)
-    graph.add_node("start", dual_node("start", start_logic(lambda _: "act"), deps), destinations=("act",))
-    graph.add_node("act", dual_node("act", act, deps), destinations=ActTarget.__args__)
-    graph.add_node("execute", dual_node("execute", execute_logic(lambda _: "act"), deps), destinations=("act",))
-    graph.add_node("reflect", dual_node("reflect", reflect, deps), destinations=ReflectTarget.__args__)
-    graph.add_node("finalize", dual_node("finalize", finalize_logic, deps))
+    graph.add_node("start", node(start_logic(lambda _: "act"), deps), destinations=("act",))
+    graph.add_node("act", node(act, deps), destinations=ActTarget.__args__)
+    graph.add_node("execute", node(execute_logic(lambda _: "act"), deps), destinations=("act",))
+    graph.add_node("reflect", node(reflect, deps), destinations=ReflectTarget.__args__)
+    graph.add_node("finalize", node(finalize_logic, deps))
     graph.add_edge(START, "start")
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer, name=name)

@@ -7,6 +7,7 @@ tested without a corpus index or a model server.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,3 +171,18 @@ GOLD = {"id": "q1", "question": QUESTION, "answer": "Seine"}
 #: The earlier chat format: these graph tests check its prompts message by message
 #: (the transcript format has its own tests in test_graph_transcript.py).
 CONTEXT = {"task": "fake", "max_steps": 8, "prompt_format": "chat"}
+
+
+# ---- running the (async) graphs from a sync test ------------------------------------------------
+def invoke(graph: Any, payload: dict, config: dict | None = None, **kwargs: Any) -> dict:
+    """``graph.ainvoke`` run to the end (the graphs' nodes are async)."""
+    return asyncio.run(graph.ainvoke(payload, config, **kwargs))
+
+
+def stream(graph: Any, payload: dict, config: dict | None = None, **kwargs: Any) -> list:
+    """Every chunk of ``graph.astream``, in order."""
+
+    async def collect() -> list:
+        return [chunk async for chunk in graph.astream(payload, config, **kwargs)]
+
+    return asyncio.run(collect())

@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from autoact.app.cli import build_parser, main
 from autoact.eval.methods import graph_builder
@@ -35,11 +35,11 @@ def fake_cli(monkeypatch, tmp_path):
     def endpoint(settings, base_url, serve):
         yield "http://127.0.0.1:9/v1"
 
-    @contextlib.contextmanager
-    def graph(name, settings):
+    @contextlib.asynccontextmanager
+    async def graph(name, settings):
         path = commands.checkpoint_path(settings)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with SqliteSaver.from_conn_string(str(path)) as saver:
+        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
             yield graph_builder(name)(built["models"], backend=fake_backend(), checkpointer=saver, name=name)
 
     monkeypatch.setattr(commands, "model_endpoint", endpoint)

@@ -3,7 +3,6 @@ the real sandbox; and the CodeAct prompt's format, both ways."""
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
@@ -14,6 +13,7 @@ from autoact.graph.codeact import Answer, bridged_tools
 from autoact.prompts import codeact as prompt
 
 from graph_fakes import GOLD, PAGES, QUESTION, FakeEnv, FakeInstance, FakeTask, fake_backend, scripted
+from graph_fakes import stream
 
 CONTEXT = {"task": "fake", "max_steps": 6, "worked_examples": "never", "sandbox_cpu_s": 2, "sandbox_wall_s": 10}
 
@@ -27,7 +27,7 @@ def run(meta, context=None):
     graph = build_codeact_graph({"meta": meta}, backend=fake_backend())
     payload = {"messages": [HumanMessage(content=QUESTION)], "instance": GOLD}
     order, out = [], None
-    for mode, chunk in graph.stream(payload, context={**CONTEXT, **(context or {})},
+    for mode, chunk in stream(graph, payload, context={**CONTEXT, **(context or {})},
                                     stream_mode=["updates", "values"]):
         if mode == "updates":
             order.extend(chunk)
@@ -186,16 +186,6 @@ def test_worked_examples_show_code_turns():
         assert f"Question: {example['question']}\n{prompt.render_turns(example['turns'])}" in text
     assert "- retrieve(entity): " in text and "- lookup(keyword): " in text and "- finish(answer): " in text
     assert "search(" not in text  # only the offered tools' functions
-
-
-def test_async_and_sync_runs_agree():
-    script = [block("Read.", "page = retrieve('Paris')\npage"), block("Answer.", "finish('Seine')")]
-    _, sync_out = run(scripted(*script))
-    graph = build_codeact_graph({"meta": scripted(*script)}, backend=fake_backend())
-    async_out = asyncio.run(
-        graph.ainvoke({"messages": [HumanMessage(content=QUESTION)], "instance": GOLD}, context=CONTEXT))
-    for key in ("trajectory", "answer", "reward", "halt_reason"):
-        assert async_out[key] == sync_out[key], key
 
 
 def test_the_context_refuses_what_codeact_does_not_do():

@@ -20,6 +20,7 @@ from autoact.synth.synthesis import SynthesisConfig, run_synthesis
 from autoact.tools import load_task
 
 from graph_fakes import GOLD, QUESTION, FakeTask, fake_backend, scripted
+from graph_fakes import invoke
 
 
 def block(thought: str, code: str) -> str:
@@ -35,7 +36,7 @@ def test_codeact_records_continue_exactly_the_prompts_the_graph_sends():
     meta = scripted(*turns)
     graph = build_codeact_graph({"meta": meta}, backend=fake_backend())
     context = {"task": "fake", "max_steps": 6, "worked_examples": "never", "sandbox_cpu_s": 2}
-    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=context)
+    state = invoke(graph, {"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=context)
     assert state["reward"] == 1.0 and state["trajectory"][0]["status"] == "error"
 
     records = prompt.training_records(state["trajectory"], FakeTask.description, ["Retrieve", "Lookup"], QUESTION,
@@ -164,7 +165,7 @@ def test_the_base_model_sees_the_tasks_examples_as_code(demo):
     instance = demo.split("test")[0]
     meta = scripted(block("I guess.", "finish('x')"))
     graph = build_codeact_graph({"meta": meta})
-    graph.invoke({"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()},
+    invoke(graph, {"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()},
                  context={"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 2})
     sent = meta.calls[0][0].content
     for example in prompt.task_examples(task_examples(demo, ["Retrieve", "Lookup"]), ["Retrieve", "Lookup"]):
@@ -172,6 +173,6 @@ def test_the_base_model_sees_the_tasks_examples_as_code(demo):
     assert "Eiffel Tower" not in sent  # the generic examples are not shown beside them
     generic = {"task": "demo", "tools": ["Retrieve", "Lookup"], "max_steps": 2, "example_source": "generic"}
     meta = scripted(block("I guess.", "finish('x')"))
-    build_codeact_graph({"meta": meta}).invoke(
+    invoke(build_codeact_graph({"meta": meta}),
         {"messages": [HumanMessage(instance.question)], "instance": instance.to_dict()}, context=generic)
     assert prompt.default_examples(["Retrieve", "Lookup"])[0]["question"] in meta.calls[0][0].content

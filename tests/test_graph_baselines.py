@@ -3,7 +3,6 @@ models and the fake task: prompts, answers, scores, usage and the trial loop."""
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from langchain_core.messages import HumanMessage
@@ -19,14 +18,12 @@ from autoact.graph.baselines import (
 )
 from autoact.prompts.builders import fragment
 from graph_fakes import CONTEXT, GOLD, QUESTION, fake_backend, scripted
+from graph_fakes import invoke
 
 
-def _run(graph, instance=GOLD, context=None, use_async=False):
+def _run(graph, instance=GOLD, context=None):
     payload = {"messages": [HumanMessage(QUESTION)], "instance": instance}
-    context = context or {"task": "fake"}
-    if use_async:
-        return asyncio.run(graph.ainvoke(payload, context=context))
-    return graph.invoke(payload, context=context)
+    return invoke(graph, payload, context=context or {"task": "fake"})
 
 
 @pytest.mark.parametrize(
@@ -53,10 +50,9 @@ def test_parse_plan_text():
     assert parse_plan_text("Subgoal 1: a\nSubgoal 2: a\nSubgoal 3: b") == ["a", "b"]
 
 
-@pytest.mark.parametrize("use_async", [False, True])
-def test_cot_one_call_no_tools(use_async):
+def test_cot_one_call_no_tools():
     model = scripted(" The tower is in Paris, on the Seine.\nAnswer: Seine")
-    out = _run(build_cot_graph({"meta": model}, backend=fake_backend()), use_async=use_async)
+    out = _run(build_cot_graph({"meta": model}, backend=fake_backend()))
     assert out["answer"] == "Seine" and out["reward"] == 1.0 and out["halt_reason"] == "finish"
     assert out["trajectory"] == [{"thought": "The tower is in Paris, on the Seine.", "action": "Finish",
                                   "argument": "Seine", "observation": ""}]
@@ -104,11 +100,10 @@ REFLECTION = "Thought: I guessed without reading. Next time retrieve the Eiffel 
 RIGHT = ["Thought: Find the tower.\nAction: Retrieve[Eiffel Tower]", "Thought: It is in Paris.\nAction: Finish[Seine]"]
 
 
-@pytest.mark.parametrize("use_async", [False, True])
-def test_reflexion_retries_with_the_note_after_a_failed_trial(use_async):
+def test_reflexion_retries_with_the_note_after_a_failed_trial():
     model = scripted(WRONG, REFLECTION, *RIGHT)
     graph = build_reflexion_graph({"meta": model}, backend=fake_backend())
-    out = _run(graph, context={**CONTEXT, "max_trials": 3}, use_async=use_async)
+    out = _run(graph, context={**CONTEXT, "max_trials": 3})
     assert [t["answer"] for t in out["trials"]] == ["Loire", "Seine"]
     assert [t["reward"] for t in out["trials"]] == [0.0, 1.0]
     assert out["answer"] == "Seine" and out["reward"] == 1.0 and out["halt_reason"] == "finish"

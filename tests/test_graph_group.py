@@ -13,6 +13,7 @@ from autoact.graph import build_group_graph
 from autoact.graph.environment import TaskSetupError
 from autoact.prompts import builders
 from graph_fakes import CONTEXT, GOLD, QUESTION, TOOLS, FakeTask, fake_backend, scripted
+from graph_fakes import invoke, stream
 
 RIGHT = "Thought: The observation says so.\nAction: Reflect[right]"
 WRONG = "Thought: Not supported.\nAction: Reflect[wrong]"
@@ -40,7 +41,7 @@ def run(graph, context=None, instance=GOLD, question=QUESTION):
     if instance is not None:
         payload["instance"] = instance
     order, output = [], None
-    for mode, chunk in graph.stream(payload, context={**CONTEXT, **(context or {})}, stream_mode=["updates", "values"]):
+    for mode, chunk in stream(graph, payload, context={**CONTEXT, **(context or {})}, stream_mode=["updates", "values"]):
         if mode == "updates":
             order.extend(chunk)
         else:
@@ -253,8 +254,8 @@ def test_a_thread_keeps_the_chat_and_starts_a_fresh_episode():
                reflect=[RIGHT, RIGHT])
     graph = build_group_graph(m, backend=fake_backend(), checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "t1"}}
-    graph.invoke({"messages": [HumanMessage(content=QUESTION)]}, config, context=CONTEXT)
-    out = graph.invoke({"messages": [HumanMessage(content="Which city is the tower in?")]}, config, context=CONTEXT)
+    invoke(graph, {"messages": [HumanMessage(content=QUESTION)]}, config, context=CONTEXT)
+    out = invoke(graph, {"messages": [HumanMessage(content="Which city is the tower in?")]}, config, context=CONTEXT)
     assert [msg.type for msg in out["messages"]] == ["human", "ai", "human", "ai"]
     assert out["answer"] == "Paris" and len(out["trajectory"]) == 1
     assert out["reward"] is None  # no gold answer for a chat question
@@ -263,20 +264,20 @@ def test_a_thread_keeps_the_chat_and_starts_a_fresh_episode():
 
 def test_question_from_the_instance_alone():
     m = models(plan=["Thought: Seine.\nAction: Finish"], tool=["Seine"], reflect=[RIGHT])
-    out = build_group_graph(m, backend=fake_backend()).invoke({"messages": [], "instance": GOLD}, context=CONTEXT)
+    out = invoke(build_group_graph(m, backend=fake_backend()), {"messages": [], "instance": GOLD}, context=CONTEXT)
     assert [msg.type for msg in out["messages"]] == ["human", "ai"] and out["reward"] == 1.0
 
 
 def test_bad_input_is_refused_clearly():
     graph = build_group_graph(happy_models(), backend=fake_backend())
     with pytest.raises(ValueError, match="no question"):
-        graph.invoke({"messages": []}, context=CONTEXT)
+        invoke(graph, {"messages": []}, context=CONTEXT)
     with pytest.raises(ValidationError, match="max_step"):
-        graph.invoke({"messages": [HumanMessage(content=QUESTION)]}, context={**CONTEXT, "max_step": 3})
+        invoke(graph, {"messages": [HumanMessage(content=QUESTION)]}, context={**CONTEXT, "max_step": 3})
     with pytest.raises(TaskSetupError, match="Calculator"):
-        graph.invoke({"messages": [HumanMessage(content=QUESTION)]}, context={**CONTEXT, "tools": ["Calculator"]})
+        invoke(graph, {"messages": [HumanMessage(content=QUESTION)]}, context={**CONTEXT, "tools": ["Calculator"]})
     with pytest.raises(TaskSetupError, match="not a valid TaskInstance"):
-        graph.invoke({"messages": [HumanMessage(content=QUESTION)], "instance": {"qid": 1}}, context=CONTEXT)
+        invoke(graph, {"messages": [HumanMessage(content=QUESTION)], "instance": {"qid": 1}}, context=CONTEXT)
 
 
 def test_exported_graphs_have_no_checkpointer_and_show_the_context():

@@ -15,6 +15,7 @@ from autoact.app.cli import main
 from autoact.graph import build_group_graph, build_react_graph
 from autoact.prompts import builders, transcript
 from autoact.serving.vllm_server import VLLMServer
+from graph_fakes import invoke
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +114,7 @@ def test_group_graph_runs_to_the_end(server, demo, demo_instance, prompt_format)
     graph, recorder = build_group_graph(), PromptRecorder()
     payload = {"messages": [HumanMessage(content=demo_instance.question)], "instance": demo_instance.to_dict()}
     start = time.perf_counter()
-    out = graph.invoke(payload, {"callbacks": [recorder]},
+    out = invoke(graph, payload, {"callbacks": [recorder]},
                        context=run_context(server, prompt_format, 6))
     _report(f"group/{prompt_format}", out, time.perf_counter() - start)
     called = {r for r in ("plan", "tool", "reflect") if r in out["usage"]}
@@ -131,7 +132,7 @@ def test_react_graph_runs_to_the_end(server, demo, demo_instance, prompt_format)
     graph, recorder = build_react_graph(), PromptRecorder()
     payload = {"messages": [HumanMessage(content=demo_instance.question)], "instance": demo_instance.to_dict()}
     start = time.perf_counter()
-    out = graph.invoke(payload, {"callbacks": [recorder]},
+    out = invoke(graph, payload, {"callbacks": [recorder]},
                        context=run_context(server, prompt_format, 6))
     _report(f"react/{prompt_format}", out, time.perf_counter() - start)
     check_episode(out, {"meta"})
@@ -148,7 +149,7 @@ def test_codeact_graph_runs_to_the_end(server, demo_instance):
     graph, recorder = build_codeact_graph(), PromptRecorder()
     payload = {"messages": [HumanMessage(content=demo_instance.question)], "instance": demo_instance.to_dict()}
     start = time.perf_counter()
-    out = graph.invoke(payload, {"callbacks": [recorder]},
+    out = invoke(graph, payload, {"callbacks": [recorder]},
                        context={"base_url": server.base_url, "task": "demo", "max_steps": 3, "max_tokens": 160})
     _report("codeact", out, time.perf_counter() - start)
     assert out["halt_reason"] in HALT_REASONS
@@ -161,7 +162,7 @@ def test_codeact_graph_runs_to_the_end(server, demo_instance):
 
 
 def test_one_pass_mode_runs_to_the_end(server, demo_instance):
-    out = build_group_graph().invoke(
+    out = invoke(build_group_graph(),
         {"messages": [HumanMessage(content=demo_instance.question)]},
         context={"base_url": server.base_url, "task": "demo", "mode": "one_pass", "max_steps": 5},
     )

@@ -10,6 +10,7 @@ from autoact.prompts import transcript
 from autoact.prompts.builders import default_examples
 
 from graph_fakes import GOLD, QUESTION, TOOLS, FakeTask, fake_backend, scripted
+from graph_fakes import invoke
 
 CONTEXT = {"task": "fake", "max_steps": 8}  # prompt_format defaults to transcript
 
@@ -28,7 +29,7 @@ def test_react_episode_in_transcript_prompts():
         " The observation names the Seine.\nAction: Reflect[right]",
     )
     graph = build_react_graph({"meta": meta}, backend=fake_backend())
-    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=CONTEXT)
+    state = invoke(graph, {"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=CONTEXT)
     assert state["answer"] == "Seine" and state["reward"] == 1.0 and state["halt_reason"] == "finish"
     assert [s["thought"] for s in state["trajectory"]][0] == "I need the tower's city."
     assert state["reflections"] == [{"thought": "The observation names the Seine.", "verdict": "right"}]
@@ -53,7 +54,7 @@ def test_group_prompts_sent_equal_the_training_records():
     reflect = scripted(" The observation names the Seine.\nAction: Reflect[right]")
     graph = build_group_graph({"plan": plan, "tool": tool, "reflect": reflect}, backend=fake_backend())
     context = {**CONTEXT, "worked_examples": "never"}  # the prompts a fine-tuned adapter sees
-    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=context)
+    state = invoke(graph, {"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=context)
     assert state["answer"] == "Seine" and state["reward"] == 1.0
     assert [s["argument"] for s in state["trajectory"]] == ["Eiffel Tower", "river", "Seine"]
     specs = [{"name": n, "description": TOOLS[n].description, "usage": TOOLS[n].metadata["usage"]}
@@ -71,7 +72,7 @@ def test_tool_answer_without_its_closing_bracket_is_read():
     tool = scripted("Seine")  # the server stops at "]" and drops it
     reflect = scripted(" Supported.\nAction: Reflect[right]")
     graph = build_group_graph({"plan": plan, "tool": tool, "reflect": reflect}, backend=fake_backend())
-    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=CONTEXT)
+    state = invoke(graph, {"messages": [HumanMessage(QUESTION)], "instance": GOLD}, context=CONTEXT)
     assert state["answer"] == "Seine"
     assert _sent(tool)[0].endswith("Thought: It is the Seine.\nAction: Finish[")
 
@@ -88,14 +89,14 @@ def test_after_a_repeated_action_the_guide_allows_only_finish(monkeypatch):
         " The page said Paris.\nAction: Finish[Paris]",
     )
     graph = build_react_graph({"meta": meta}, backend=fake_backend())
-    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD},
+    state = invoke(graph, {"messages": [HumanMessage(QUESTION)], "instance": GOLD},
                          context={**CONTEXT, "reflect": False})
     assert state["trajectory"][1]["observation"].startswith("You did this before")
     sent = [kw["extra_body"]["structured_outputs"]["regex"] for kw in meta.call_kwargs]
     assert sent == [guides.react_step(["Retrieve", "Lookup"])] * 2 + [guides.react_step([])]
     off = scripted(" a\nAction: Retrieve[Eiffel Tower]", " b\nAction: Retrieve[Eiffel Tower]", " c\nAction: Finish[x]")
     graph = build_react_graph({"meta": off}, backend=fake_backend())
-    graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD},
+    invoke(graph, {"messages": [HumanMessage(QUESTION)], "instance": GOLD},
                  context={**CONTEXT, "reflect": False, "repeat_guard": False})
     assert off.call_kwargs[2]["extra_body"]["structured_outputs"]["regex"] == guides.react_step(["Retrieve", "Lookup"])
 
@@ -120,7 +121,7 @@ def test_completion_calls_reach_the_run_callbacks():
                                   " The answer names the river.\nAction: Reflect[right]"])
     seen = Seen()
     graph = build_react_graph({"meta": meta}, backend=fake_backend())
-    state = graph.invoke({"messages": [HumanMessage(QUESTION)], "instance": GOLD}, {"callbacks": [seen]},
+    state = invoke(graph, {"messages": [HumanMessage(QUESTION)], "instance": GOLD}, {"callbacks": [seen]},
                          context=CONTEXT)
     assert state["answer"] == "Seine" and state["usage"]["meta"]["calls"] == 2
     assert len(seen.prompts) == seen.ends == 2 and all(p.endswith("\nThought:") for p in seen.prompts)

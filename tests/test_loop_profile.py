@@ -17,7 +17,7 @@ def test_files_fall_into_the_category_of_their_module():
     repo = loop_cpu.REPO
     site = repo / ".venv" / "lib" / "python3.11" / "site-packages"
     assert loop_cpu.category(str(repo / "graph" / "parsing.py")) == "parsing (actions, replies)"
-    assert loop_cpu.category(str(repo / "graph" / "nodes.py")) == "graph nodes and effects"
+    assert loop_cpu.category(str(repo / "graph" / "nodes.py")) == "graph nodes and model calls"
     assert loop_cpu.category(str(repo / "prompts" / "builders.py")) == "prompt building"
     assert loop_cpu.category(str(site / "openai" / "_base_client.py")) == "HTTP client (openai, httpx)"
     assert loop_cpu.category(str(site / "langgraph" / "pregel" / "main.py")) == "LangGraph runtime"

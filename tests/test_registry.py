@@ -6,6 +6,7 @@ without a change anywhere else."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from pathlib import Path
 
@@ -142,3 +143,14 @@ def test_graph_kinds_are_one_registry_for_every_entry_point():
     assert {m.graph for m in METHODS.values()} <= set(GRAPHS)
     assert graph_names(uses_tools=False) == ("cot", "plan_solve")
     assert all(graph_kind(m.graph).uses_tools == m.uses_tools for m in METHODS.values())
+
+
+def test_every_node_of_every_graph_is_a_plain_async_function():
+    """Nodes are ``async def (state, runtime)``: no generator, no sync twin."""
+    for kind in GRAPHS.values():
+        graph = kind.build(name=kind.name)
+        for name, spec in graph.builder.nodes.items():
+            runnable = spec.runnable
+            assert runnable.func is None, (kind.name, name)
+            assert inspect.iscoroutinefunction(runnable.afunc), (kind.name, name)
+            assert "runtime" in inspect.signature(runnable.afunc).parameters, (kind.name, name)

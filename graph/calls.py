@@ -1,27 +1,29 @@
-"""Nodes written once, run both synchronously and asynchronously.
+"""What the graphs' nodes share: their dependencies, and the model call.
 
-A node's logic is a generator (or a plain function, for nodes that need nothing): it yields what it needs from the outside world — a
-:class:`ModelCall` or :class:`Blocking` work (the environment, loading a task) —
-receives the result, and finally returns the node's ``Command``. :func:`dual_node`
-turns it into a runnable with a sync driver (``graph.invoke``: calls in place) and
-an async driver (``graph.ainvoke``: awaits the model, runs blocking work in a
-thread), so synthesis and evaluation can run many episodes concurrently with
-asyncio while the CLI and tests simply call ``invoke``.
+Every node is a plain ``async def`` LangGraph node ``(state, runtime)``; :func:`node`
+binds a node function ``logic(state, context, deps)`` to the graph's :class:`Deps`
+(the role models, the task backend, the context schema) and reads the run's typed
+context from the runtime. Blocking work (loading a task, an environment step, the
+sandbox) runs in a thread (``asyncio.to_thread``), so that synthesis and evaluation
+run many episodes concurrently on one event loop. :func:`call_model` sends one
+:class:`ModelCall` (chat messages or a transcript) and returns the whole answer, or a
+:class:`ContextOverflow` when the server refuses the prompt as too long.
+
+Sync callers run a graph with ``asyncio.run(graph.ainvoke(...))``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Generator
+from typing import Any, Awaitable, Callable
 
 import openai
 from langchain_core.language_models import BaseLLM
 from langchain_core.messages import AIMessage, convert_to_messages
-from langchain_core.runnables import RunnableLambda, ensure_config
+from langchain_core.runnables import ensure_config
 from langchain_openai.chat_models.base import BaseChatOpenAI
-from langgraph.runtime import get_runtime
+from langgraph.runtime import Runtime
 
 from autoact.prompts.builders import PREFILLS, STOP_SEQUENCES
 from autoact.prompts.transcript import OPENINGS
@@ -53,13 +55,6 @@ class ModelCall:
 
 
 @dataclass
-class Blocking:
-    """Synchronous work (environment steps, task loading): a thread under asyncio."""
-
-    fn: Callable[[], Any]
-
-
-@dataclass
 class ContextOverflow:
     """The server refused the prompt as longer than the model's context."""
 
@@ -68,12 +63,16 @@ class ContextOverflow:
 
 @dataclass
 class Deps:
+    """What a graph's nodes are built with: the role models, the task backend and the
+    graph's context schema."""
+
     models: ModelResolver
     backend: Backend
     context_schema: type[BaseContext]
 
 
-Logic = Callable[[dict, BaseContext, Deps], Generator[Any, Any, Any]]
+#: A node's logic: ``async def logic(state, context, deps) -> Command | dict``.
+Logic = Callable[[dict, BaseContext, Deps], Awaitable[Any]]
 
 
 def _is_context_error(exc: openai.BadRequestError) -> bool:
@@ -81,8 +80,9 @@ def _is_context_error(exc: openai.BadRequestError) -> bool:
     return "context length" in text or "maximum context" in text or "too long" in text or "max_model_len" in text
 
 
-def current_context(deps: Deps) -> BaseContext:
-    runtime = get_runtime()
+def context_of(runtime: Runtime | None, deps: Deps) -> BaseContext:
+    """The run's context as the graph's typed schema (a dict from Studio or a test is
+    validated into it; no context at all is the schema's defaults)."""
     context = getattr(runtime, "context", None)
     if context is None:
         return deps.context_schema()
@@ -146,39 +146,30 @@ def _complete(message: Any, prefill: str | None) -> AIMessage:
     return ai
 
 
-def _run_sync(request: Any, context: BaseContext, deps: Deps) -> Any:
-    if isinstance(request, Blocking):
-        return request.fn()
-    if isinstance(request, ModelCall):
-        model, messages, kwargs, prefill = _prepare(request, context, deps)
-        try:
-            if request.transcript and isinstance(model, BaseLLM):
-                return _complete(completion_message(model.generate([messages], **_traced(), **kwargs)), prefill)
-            return _complete(model.invoke(messages, **kwargs), prefill)
-        except openai.BadRequestError as exc:
-            if _is_context_error(exc):
-                return ContextOverflow(str(exc))
-            raise
-    raise TypeError(f"a node yielded {request!r}; expected ModelCall or Blocking")
+async def call_model(call: ModelCall, context: BaseContext, deps: Deps) -> AIMessage | ContextOverflow:
+    """Send one call to the role's model; the whole answer (prefill included), or
+    :class:`ContextOverflow` when the server refuses the prompt as too long."""
+    # resolving the model may ask the server for its model list (blocking I/O):
+    # keep it off the event loop, which `langgraph dev` rightly refuses to block
+    if deps.models.at_hand(call.role, context):
+        model, messages, kwargs, prefill = _prepare(call, context, deps)
+    else:
+        model, messages, kwargs, prefill = await asyncio.to_thread(_prepare, call, context, deps)
+    try:
+        if call.transcript and isinstance(model, BaseLLM):
+            return _complete(completion_message(await model.agenerate([messages], **_traced(), **kwargs)), prefill)
+        # a chat model given a transcript (an injected test model) reads it as one user turn
+        return _complete(await model.ainvoke(messages, **kwargs), prefill)
+    except openai.BadRequestError as exc:
+        if _is_context_error(exc):
+            return ContextOverflow(str(exc))
+        raise
 
 
-async def _run_async(request: Any, context: BaseContext, deps: Deps) -> Any:
-    if isinstance(request, Blocking):
-        return await asyncio.to_thread(request.fn)
-    if isinstance(request, ModelCall):
-        # resolving the model may ask the server for its model list (blocking I/O):
-        # keep it off the event loop, which `langgraph dev` rightly refuses to block
-        model, messages, kwargs, prefill = await asyncio.to_thread(_prepare, request, context, deps)
-        try:
-            if request.transcript and isinstance(model, BaseLLM):
-                return _complete(completion_message(await model.agenerate([messages], **_traced(), **kwargs)), prefill)
-            # a chat model given a transcript (an injected test model) reads it as one user turn
-            return _complete(await model.ainvoke(messages, **kwargs), prefill)
-        except openai.BadRequestError as exc:
-            if _is_context_error(exc):
-                return ContextOverflow(str(exc))
-            raise
-    raise TypeError(f"a node yielded {request!r}; expected ModelCall or Blocking")
+async def ask_model(context: BaseContext, deps: Deps, role: str, kind: str, messages: list[dict[str, str]] | str,
+                    **options: Any) -> AIMessage | ContextOverflow:
+    """:func:`call_model` of ``ModelCall(role, kind, messages, **options)``."""
+    return await call_model(ModelCall(role, kind, messages, **options), context, deps)
 
 
 def completion_message(result: Any) -> AIMessage:
@@ -196,41 +187,12 @@ def _as_ai(message: Any) -> AIMessage:
     return AIMessage(content=getattr(message, "content", str(message)))
 
 
-def dual_node(name: str, logic: Logic, deps: Deps) -> RunnableLambda:
-    """A graph node running ``logic`` with a sync and an async driver."""
+def node(logic: Logic, deps: Deps) -> Callable[..., Awaitable[Any]]:
+    """``logic`` as a LangGraph node: ``async (state, runtime)``, with the run's context
+    typed and the graph's dependencies bound."""
 
-    def sync(state: dict) -> Any:
-        context = current_context(deps)
-        gen = logic(state, context, deps)
-        if not inspect.isgenerator(gen):
-            return gen
-        try:
-            request = next(gen)
-            while True:
-                try:
-                    result = _run_sync(request, context, deps)
-                except BaseException as exc:  # let the logic see the error where it asked
-                    request = gen.throw(exc)
-                else:
-                    request = gen.send(result)
-        except StopIteration as stop:
-            return stop.value
+    async def run(state: dict, runtime: Runtime) -> Any:
+        return await logic(state, context_of(runtime, deps), deps)
 
-    async def run_async(state: dict) -> Any:
-        context = current_context(deps)
-        gen = logic(state, context, deps)
-        if not inspect.isgenerator(gen):
-            return gen
-        try:
-            request = next(gen)
-            while True:
-                try:
-                    result = await _run_async(request, context, deps)
-                except BaseException as exc:
-                    request = gen.throw(exc)
-                else:
-                    request = gen.send(result)
-        except StopIteration as stop:
-            return stop.value
-
-    return RunnableLambda(sync, afunc=run_async, name=name)
+    run.__name__ = run.__qualname__ = getattr(logic, "__name__", "node")
+    return run
