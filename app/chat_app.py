@@ -53,9 +53,15 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
+from autoact.eval.methods import context_schema, graph_builder
+from autoact.graph.environment import default_backend
 from autoact.graph.nodes import message_text
 from autoact.graph.registry import graph_names
+from autoact.serving.client import ModelServerUnreachable, endpoint_url
+from autoact.serving.endpoint import api_key_from_env
+from autoact.serving.vllm_server import ServerError, list_models
 from autoact.settings import Settings, load_settings
+from autoact.tools import sandbox
 from autoact.usage import usage_totals
 
 log = logging.getLogger(__name__)
@@ -266,8 +272,6 @@ def graph_contexts(context: dict[str, Any] | None, graphs: Sequence[str]) -> dic
     """The run context of each graph: :data:`CHAT_CONTEXT`'s, then the fields of
     ``context`` its schema knows, validated now so that a bad setting stops the app at
     startup with a clear message. A field no graph knows is refused."""
-    from autoact.eval.methods import context_schema
-
     unknown_graphs = [g for g in graphs if g not in graph_names()]
     if unknown_graphs or not graphs:
         raise ValueError(f"unknown graph(s) {unknown_graphs or list(graphs)}; the graphs are {list(graph_names())}")
@@ -440,10 +444,7 @@ def model_server_check(url_of: Callable[[], str]) -> Callable[..., Any]:
     """A LangServe ``per_req_config_modifier`` that checks that the model server
     answers before a run starts (ModelServerUnreachable → 503): once the 200 of a
     stream is sent, a failure can only be an error event inside it."""
-    from starlette.concurrency import run_in_threadpool
-
-    from autoact.serving.client import ModelServerUnreachable
-    from autoact.serving.vllm_server import ServerError, list_models
+    from starlette.concurrency import run_in_threadpool  # the web stack: only where an app is made
 
     answered_at: dict[str, float] = {}  # url -> when it last answered
 
@@ -494,12 +495,7 @@ def create_app(
     ``max_body_bytes`` / ``max_question_chars``: the request limits (default
     :data:`DEFAULT_MAX_BODY_BYTES`, :data:`DEFAULT_MAX_QUESTION_CHARS`).
     """
-    from langserve import add_routes
-
-    from autoact.eval.methods import context_schema, graph_builder
-    from autoact.graph.environment import default_backend
-    from autoact.serving.client import ModelServerUnreachable, endpoint_url
-    from autoact.serving.endpoint import api_key_from_env
+    from langserve import add_routes  # the web stack: only where an app is made
 
     api_key = api_key_from_env() if api_key is None else (api_key or None)
     max_body_bytes = DEFAULT_MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes
@@ -517,11 +513,9 @@ def create_app(
             ctx = context_schema(name)(**contexts[name])
             backend.tools(backend.task(ctx), ctx)
         if "codeact" in graphs:  # else every /codeact turn would fail at its start
-            from autoact.tools.sandbox import SandboxUnavailable, ensure_python_tool
-
             try:
-                ensure_python_tool()
-            except SandboxUnavailable as exc:
+                sandbox.ensure_python_tool()
+            except sandbox.SandboxUnavailable as exc:
                 raise ValueError(f"the codeact route runs code, but {exc} Or mount the other graphs only "
                                  "(--graphs group,react).") from exc
 

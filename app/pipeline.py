@@ -27,8 +27,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoact.eval.aggregate import ALL
+from autoact.eval.methods import needed_adapters, resolve_methods, round_adapter
+from autoact.eval.report import write_report
+from autoact.eval.runner import adapter_paths, run_eval
+from autoact.finetune.config import FinetuneConfig
+from autoact.finetune.records import read_jsonl
+from autoact.finetune.train import plot_run_losses, train_adapter
+from autoact.graph.group import build_group_graph
+from autoact.modelhub import resolve_model
 from autoact.prompts.codeact import AGENT as CODEACT_AGENT
+from autoact.serving.vllm_server import VLLMServer, stop_on_sigterm
 from autoact.settings import LearnSettings, Settings
+from autoact.synth.journal import Journal
+from autoact.synth.rounds import cut_round, record_round, resolve_unsolved, round_dir, solved_ids
+from autoact.synth.self_instruct import SelfInstructConfig
+from autoact.synth.synthesis import SynthesisConfig, instances_for, run_synthesis, selected_tools, task_for
+from autoact.synth.trajectories import TRAJECTORIES_FILE
+from autoact.tools import tool_library
 
 AGENTS = ("plan", "tool", "reflect")
 CODE_AGENTS = (CODEACT_AGENT,)
@@ -66,9 +82,6 @@ def _stage(name: str, t0: float) -> None:
 
 
 def _synthesis_config(config: PipelineConfig, settings: Settings):
-    from autoact.synth.synthesis import SynthesisConfig
-    from autoact.synth.self_instruct import SelfInstructConfig
-
     learn = config.learn
     return SynthesisConfig(
         task=config.task,
@@ -92,8 +105,6 @@ def _synthesis_config(config: PipelineConfig, settings: Settings):
 
 def finetune_config(learn: LearnSettings):
     """The LoRA training settings of a learning run."""
-    from autoact.finetune.config import FinetuneConfig
-
     return FinetuneConfig(
         epochs=learn.epochs, learning_rate=learn.learning_rate, lr_scheduler=learn.lr_scheduler,
         warmup_ratio=learn.warmup_ratio, lora_r=learn.lora_r, lora_alpha=learn.lora_alpha,
@@ -105,9 +116,6 @@ def finetune_config(learn: LearnSettings):
 def _train(run_dir: Path, data_dir: Path, adapters_dir: Path, model_path: str, config: PipelineConfig,
            counts: dict[str, int]) -> list[str]:
     """Train one adapter per sub-agent that has records; returns the agents trained."""
-    from autoact.finetune.records import read_jsonl
-    from autoact.finetune.train import plot_run_losses, train_adapter
-
     settings = finetune_config(config.learn)
     trained = []
     for agent in config.agents:
@@ -135,25 +143,11 @@ def _done(adapters_dir: Path, counts: dict[str, int], agents: tuple[str, ...] = 
 def run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
     """Run the whole method (see the module docstring); returns the summary also
     written to ``RUN/learn-summary.json``. A SIGTERM stops the servers it started."""
-    from autoact.serving.vllm_server import stop_on_sigterm
-
     with stop_on_sigterm():
         return _run_pipeline(settings, config)
 
 
 def _run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
-    from autoact.eval.methods import round_adapter
-    from autoact.eval.report import write_report
-    from autoact.eval.methods import needed_adapters, resolve_methods
-    from autoact.eval.runner import adapter_paths, run_eval
-    from autoact.modelhub import resolve_model
-    from autoact.serving.vllm_server import VLLMServer
-    from autoact.synth.synthesis import run_synthesis, selected_tools, task_for
-    from autoact.synth.rounds import cut_round, record_round, round_dir, solved_ids
-    from autoact.synth.journal import Journal
-    from autoact.synth.trajectories import TRAJECTORIES_FILE
-    from autoact.tools import tool_library
-
     t0 = time.perf_counter()
     run_dir = Path(settings.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -262,11 +256,6 @@ def _run_pipeline(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
 
 async def _resolve_round(settings: Settings, synth: Any, task: Any, base_url: str, round_number: int,
                          config: PipelineConfig, tool_names: list[str]) -> dict[str, Any]:
-    from autoact.eval.methods import round_adapter
-    from autoact.graph.group import build_group_graph
-    from autoact.synth.synthesis import instances_for
-    from autoact.synth.rounds import resolve_unsolved
-
     previous = round_number - 1
     context = {
         "base_url": base_url, "task": config.task, "data": config.data, "corpus": config.corpus,
@@ -284,8 +273,6 @@ async def _resolve_round(settings: Settings, synth: Any, task: Any, base_url: st
 
 def _headline(report_json: Path) -> dict[str, Any]:
     """The All column of the first metric per method (mean over seeds), for the summary."""
-    from autoact.eval.aggregate import ALL
-
     if not report_json.is_file():
         return {}
     report = json.loads(report_json.read_text())

@@ -491,7 +491,7 @@ def render_html(blocks: list[tuple], title: str) -> str:
 
 
 def _plots(report: dict[str, Any], out_dir: Path) -> dict[str, str]:
-    from autoact.eval import plots
+    from autoact.eval import plots  # matplotlib: loaded only when a report draws
 
     metric = report["metrics"][0]
     label = METRIC_LABELS.get(metric, metric)

@@ -29,8 +29,13 @@ from langchain_core.messages import HumanMessage
 from autoact.concurrency import Progress, run_bounded
 from autoact.eval.aggregate import group_of, metrics_for, summarize
 from autoact.eval.methods import Method, context_schema, graph_builder, needed_adapters, resolve_methods
+from autoact.eval.report import read_eval_dir
+from autoact.graph.environment import Backend
 from autoact.io import atomic_write_text
-from autoact.serving.vllm_server import stop_on_sigterm
+from autoact.modelhub import resolve_model
+from autoact.serving.client import ModelServerUnreachable, endpoint_url
+from autoact.serving import vllm_server
+from autoact.serving.vllm_server import ServerError, VLLMServer, stop_on_sigterm
 from autoact.settings import Settings
 from autoact.synth.journal import Journal
 from autoact.tools import Task, TaskInstance, load_task, tool_library
@@ -156,14 +161,11 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
     """An endpoint serving every adapter the methods need: the one given or configured,
     else the one ``autoact serve`` recorded, else a server started for the evaluation
     (with exactly those adapters) and stopped after it."""
-    from autoact.serving.client import ModelServerUnreachable, endpoint_url
-    from autoact.serving.vllm_server import ServerError, list_models
-
     url = base_url or settings.server.base_url
     if not url:
         try:
             url = endpoint_url(settings)
-            check_adapters(list_models(url), methods, url, settings.run_dir)
+            check_adapters(vllm_server.list_models(url), methods, url, settings.run_dir)
         except (ModelServerUnreachable, ServerError):
             url = None
         except AdapterNotServed:
@@ -173,7 +175,7 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
             url = None
     if url:
         try:
-            served = list_models(url)
+            served = vllm_server.list_models(url)
         except ServerError as exc:
             raise ModelServerUnreachable(str(exc)) from exc
         check_adapters(served, methods, url, settings.run_dir)
@@ -182,8 +184,6 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
     adapters = adapter_paths(settings.run_dir, needed_adapters(list(methods)), methods)
     if not serve:
         raise ModelServerUnreachable("no model server answers: start one with `autoact serve`, or drop --no-serve")
-    from autoact.modelhub import resolve_model
-    from autoact.serving.vllm_server import VLLMServer
 
     print(f"starting a model server for the evaluation (adapters: {sorted(adapters) or 'none'})…", file=sys.stderr)
     start = time.perf_counter()
@@ -327,8 +327,6 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def write_summary(out_dir: Path, benchmark: str) -> dict[str, Any]:
     """Scores of every method file in the directory, written to ``summary.json``."""
-    from autoact.eval.report import read_eval_dir
-
     data = read_eval_dir(out_dir)
     summary = {
         "benchmark": benchmark,
@@ -371,8 +369,6 @@ def plan_eval(
     """Load the benchmark, pick questions and tools, check the output directory.
     ``options``: max_steps, max_reflections, trials, temperature, max_tokens,
     max_context_tokens, structured (False: no vLLM structured outputs)."""
-    from autoact.graph.environment import Backend
-
     unknown = set(options) - set(OPTION_KEYS)
     if unknown:
         raise EvalSetupError(f"unknown option(s) {sorted(unknown)}; options are {', '.join(OPTION_KEYS)}")

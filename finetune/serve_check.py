@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from autoact.finetune.records import ONE_AGENT, agent_data_file, read_jsonl
+from autoact.finetune.records import ONE_AGENT, agent_data_file, is_transcript, read_jsonl
+from autoact.serving.client import chat_model, completion_model, endpoint_file, write_endpoint
 from autoact.serving.endpoint import auth_headers
 from autoact.serving.vllm_server import ServerError, VLLMServer, list_models
 from autoact.settings import RAW_BASE_NAME, ROLES, Settings
@@ -46,8 +47,6 @@ def check_prompts(run_dir: Path, names: list[str]) -> dict[str, dict]:
 
 def recorded_endpoint(settings: Settings) -> str | None:
     """The endpoint to hot-load into: server.base_url, else the one ``autoact serve`` recorded."""
-    from autoact.serving.client import endpoint_file
-
     if settings.server.base_url:
         return settings.server.base_url.rstrip("/")
     path = endpoint_file(settings)
@@ -72,8 +71,6 @@ def hot_load(server: VLLMServer, name: str, path: Path) -> None:
 
 def _record_adapters(settings: Settings, adapters: dict[str, Path]) -> None:
     """Add hot-loaded adapters to the endpoint record of ``autoact serve``."""
-    from autoact.serving.client import endpoint_file, write_endpoint
-
     path = endpoint_file(settings)
     if not path.is_file():
         return
@@ -86,8 +83,6 @@ def ask_adapters(settings: Settings, base_url: str, prompts: dict[str, dict], ma
     """Greedy answer of each adapter to its record's prompt, through the role's chat model."""
     from langchain_core.messages import convert_to_messages
 
-    from autoact.finetune.records import is_transcript
-    from autoact.serving.client import chat_model, completion_model
 
     served = list_models(base_url)
     answers = []

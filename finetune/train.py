@@ -46,8 +46,10 @@ from autoact.finetune.records import (
     read_jsonl,
     records_sha256,
 )
-from autoact.modelhub import file_sha256
 from autoact.finetune.training_report import LOSS_PLOT_NAME, MANIFEST_NAME, loss_curve, plot_loss, write_json
+from autoact.hardware import cpu_has_bf16
+from autoact.modelhub import file_sha256, resolve_model
+from autoact.settings import add_common, settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,6 @@ def training_kwargs(config: FinetuneConfig, output_dir: Path, cuda: bool | None 
         import torch
 
         cuda = torch.cuda.is_available()
-    from autoact.hardware import cpu_has_bf16
 
     precision = config.precision
     if precision == "auto":  # bf16 where it is native: a GPU, or a CPU with AVX-512 BF16 / AMX
@@ -449,8 +450,6 @@ def plot_run_losses(run_dir: Path) -> Path | None:
 
 # ---- module entry point (python -m / deepspeed --module / accelerate launch -m) -------------
 def build_parser() -> argparse.ArgumentParser:
-    from autoact.settings import add_common
-
     parser = argparse.ArgumentParser(
         prog="python -m autoact.finetune.train", description="Train one LoRA adapter (see the module docstring)."
     )
@@ -466,9 +465,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autoact.settings import settings_from_args
-    from autoact.modelhub import resolve_model
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.local_rank >= 0:

@@ -21,7 +21,7 @@ from langchain_openai import ChatOpenAI, OpenAI
 
 from autoact.io import atomic_write_text
 from autoact.serving import vllm_server
-from autoact.serving.endpoint import api_key_from_env, tls_context
+from autoact.serving.endpoint import api_key_from_env, auth_headers, tls_context
 from autoact.serving.vllm_server import ServerError
 from autoact.settings import BASE_MODEL_NAME, ROLES, Settings
 
@@ -52,8 +52,6 @@ def served_models(url: str) -> list[str]:
     except ServerError as exc:
         raise ModelServerUnreachable(str(exc)) from exc
     except (ValueError, AttributeError, KeyError, TypeError) as exc:  # not JSON, or not a model list
-        from autoact.serving.endpoint import auth_headers
-
         models = url.rstrip("/") + "/models"
         try:  # list_models keeps no body: fetch it once more to quote it
             body = httpx.get(models, timeout=5.0, headers=auth_headers()).text

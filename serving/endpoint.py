@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Iterator
 
+from autoact.modelhub import resolve_model
 from autoact.settings import Settings
 
 #: The environment variable that holds the API key of the model server and the chat app.
@@ -110,6 +111,7 @@ def warn_if_exposed(what: str, host: str, port: int | str, api_key: str | None) 
 @contextlib.contextmanager
 def model_endpoint(settings: Settings, base_url: str | None, serve: bool) -> Iterator[str]:
     """The endpoint to use; starts a temporary server for the run when none answers."""
+    # imported here, not at the top: client.py and vllm_server.py import this module
     from autoact.serving.client import ModelServerUnreachable, endpoint_url
     from autoact.serving.vllm_server import ServerError, list_models
 
@@ -129,7 +131,6 @@ def model_endpoint(settings: Settings, base_url: str | None, serve: bool) -> Ite
     if found:
         yield found
         return
-    from autoact.modelhub import resolve_model
     from autoact.serving.vllm_server import VLLMServer, run_adapters
 
     adapters = run_adapters(settings.run_dir)

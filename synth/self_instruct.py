@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from autoact.concurrency import Progress
-from autoact.metrics import contains_phrase
-from autoact.metrics import normalize_answer_lenient as normalize_answer
+from autoact.metrics import contains_phrase, normalize_answer_lenient as normalize_answer
 from autoact.prompts.meta import grounded_demonstrations, grounded_messages, self_instruct_messages
 from autoact.synth.journal import Journal, stable_id
-from autoact.tools import Task, TaskInstance
+from autoact.tools import Task, TaskInstance, get_index
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +343,6 @@ class SelfInstruct:
         if titles:
             known = [p for p in map(self.task.corpus.get, titles) if p is not None]
             return known if len(known) == len(titles) else known[:1]
-        from autoact.tools import get_index
 
         # a paragraph about the seed's question that states its answer; a paragraph that
         # merely contains the answer word would make a misleading demonstration

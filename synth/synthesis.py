@@ -24,12 +24,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoact.graph.codeact import build_codeact_graph
+from autoact.graph.react import build_react_graph
 from autoact.io import atomic_write_jsonl, atomic_write_text
+from autoact.modelhub import file_sha256
 from autoact.serving.client import chat_model
 from autoact.settings import Settings
 from autoact.synth.differentiate import ACTION_SPACES, differentiate
 from autoact.synth.filter import filter_trajectories
-from autoact.modelhub import file_sha256
 from autoact.synth.journal import Journal
 from autoact.synth.self_instruct import INSTANCES_FILE, SelfInstruct, SelfInstructConfig, load_instances
 from autoact.synth.tool_selection import TOOLS_FILE, select_tools
@@ -156,12 +158,8 @@ async def run_synthesis(
     code = config.action_space == "code"
     if graph is None and ("tools" in stages or "trajectories" in stages):
         if code:
-            from autoact.graph.codeact import build_codeact_graph
-
             graph = build_codeact_graph(settings=settings)
         else:
-            from autoact.graph.react import build_react_graph
-
             graph = build_react_graph(settings=settings)
 
     def meta_context(tools: list[str]) -> dict[str, Any]:

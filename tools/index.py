@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from autoact.io import atomic_dir, atomic_write_text
+from autoact.settings import load_settings
 from autoact.tools.corpus import Corpus, Paragraph
 
 log = logging.getLogger(__name__)
@@ -221,8 +222,6 @@ _INDEXES_LOCK = threading.Lock()
 def get_index(corpus: Corpus, home: Path | str | None = None) -> CorpusIndex:
     """The process-wide index for this corpus content (so rebuilt environments share it)."""
     if home is None:
-        from autoact.settings import load_settings
-
         home = load_settings().home
     key = (corpus.fingerprint, str(Path(home).resolve()))
     with _INDEXES_LOCK:
