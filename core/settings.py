@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,10 +70,19 @@ class SamplingSettings(BaseModel):
 
 
 class ServerSettings(BaseModel):
-    """How the vLLM OpenAI-compatible server is started or reached."""
+    """How the model server is started or reached: vLLM (started here, or reached at
+    ``base_url``), or any other OpenAI-compatible endpoint (``kind = "openai"``)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: Literal["vllm", "openai"] = Field(
+        "vllm",
+        description="vllm: a vLLM server, started here unless base_url names one; it serves the sub-agents' LoRA "
+        "adapters by name and takes vLLM's extensions (an assistant turn continued from a prefill, structured "
+        "outputs, top_k). openai: any OpenAI-compatible endpoint at base_url (llama.cpp, TGI, a hosted API): "
+        "every role asks for model_name, none of vLLM's extensions is sent, nothing is started or trained",
+    )
+    model_name: str | None = Field(None, description="kind openai: the model name every role asks the endpoint for")
     base_url: str | None = Field(
         None, description="an existing endpoint (…/v1); when set, nothing is started"
     )
@@ -104,6 +113,17 @@ class ServerSettings(BaseModel):
         "(benchmarks/eval_throughput.py turns them on); off saves the server a little CPU",
     )
     extra_args: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _plain_endpoint_is_named(self) -> "ServerSettings":
+        if self.kind == "openai" and not (self.base_url and self.model_name):
+            raise ValueError("server.kind = 'openai' needs server.base_url (the endpoint, …/v1) and "
+                             "server.model_name (the model to ask for)")
+        return self
+
+    @property
+    def is_vllm(self) -> bool:
+        return self.kind == "vllm"
 
 
 class LearnSettings(BaseModel):

@@ -100,12 +100,14 @@ def _prepare(call: ModelCall, context: BaseContext, deps: Deps):
     model = deps.models.get(call.role, context)
     kwargs = deps.models.call_kwargs(call.role, context, STOP_SEQUENCES[call.kind], call.max_tokens)
     messages = convert_to_messages(call.messages)
-    prefill = (call.prefill if call.prefill is not None else PREFILLS.get(call.kind)) if context.prefill else None
+    prefill = None
+    if context.prefill and deps.models.continues_prefills(call.role):
+        prefill = call.prefill if call.prefill is not None else PREFILLS.get(call.kind)
     extra = dict(getattr(model, "extra_body", None) or {})
     if prefill:
         messages.append(AIMessage(content=prefill))
         extra.update(add_generation_prompt=False, continue_final_message=True)
-    if call.guide and context.structured and deps.models.serves(call.role):
+    if call.guide and context.structured and deps.models.takes_structured_outputs(call.role):
         extra["structured_outputs"] = {"regex": call.guide}
     if extra and isinstance(model, BaseChatOpenAI):
         kwargs["extra_body"] = extra
@@ -121,7 +123,7 @@ def _prepare_transcript(call: ModelCall, context: BaseContext, deps: Deps):
         if not prompt.endswith(opening):
             raise ValueError(f"a {call.kind} transcript prompt must end with {opening!r}")
         prompt, opening = prompt[: len(prompt) - len(opening)] + call.prefill, call.prefill
-    if call.guide and context.structured and deps.models.serves(call.role):
+    if call.guide and context.structured and deps.models.takes_structured_outputs(call.role):
         kwargs["extra_body"] = {**(getattr(model, "extra_body", None) or {}),
                                 "structured_outputs": {"regex": call.guide}}
     return model, prompt, kwargs, opening

@@ -134,6 +134,16 @@ class ModelResolver:
         injected test models ignore them)."""
         return role not in self.injected
 
+    def takes_structured_outputs(self, role: str) -> bool:
+        """Whether the role's calls reach a vLLM server, which constrains output to a regex."""
+        return self.serves(role) and self.settings.server.is_vllm
+
+    def continues_prefills(self, role: str) -> bool:
+        """Whether the role's model continues an opened assistant turn: vLLM does
+        (``continue_final_message``), an injected test model is given the prefill as its
+        last message; a plain OpenAI-compatible endpoint is not asked to."""
+        return not self.serves(role) or self.settings.server.is_vllm
+
     def call_kwargs(self, role: str, context: BaseContext, stop: list[str], max_tokens: int | None) -> dict[str, Any]:
         """Per-call options: stop sequences always; a larger token budget on request."""
         kwargs: dict[str, Any] = {"stop": stop}

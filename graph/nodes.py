@@ -253,6 +253,13 @@ def response_text(response: AIMessage) -> str:
     return message_text(response)
 
 
+def can_prefill(context: BaseContext, deps: Deps, role: str, messages: list[dict[str, str]] | str) -> bool:
+    """Whether a call can start the answer with given text: a transcript prompt always
+    can (the text is part of the prompt), a chat prompt where the server continues an
+    opened assistant turn."""
+    return context.prefill and (isinstance(messages, str) or deps.models.continues_prefills(role))
+
+
 async def ask_step(context: BaseContext, deps: Deps, role: str, kind: str, messages: list[dict[str, str]] | str, usage: dict,
              parse: Callable[[str], ParsedStep], action_prefix: str = builders.ACTION, guide: str | None = None):
     """Ask for a ``Thought/Action`` step and parse it: (parsed or None on context
@@ -265,7 +272,7 @@ async def ask_step(context: BaseContext, deps: Deps, role: str, kind: str, messa
         return None, usage
     usage = record_usage(usage, role, response, prompt_chars(messages))
     parsed = parse(response_text(response))
-    if context.prefill and parsed.error == "no_action" and parsed.thought:
+    if can_prefill(context, deps, role, messages) and parsed.error == "no_action" and parsed.thought:
         prefix = f"{builders.THOUGHT} {builders.one_line(parsed.thought)}\n{action_prefix}"
         response = await ask_model(context, deps, role, kind, messages, prefill=prefix)
         if isinstance(response, ContextOverflow):
@@ -283,7 +290,7 @@ async def ask_reflection(context: BaseContext, deps: Deps, role: str, kind: str,
         return "", None, usage
     usage = record_usage(usage, role, response, prompt_chars(messages))
     thought, verdict = parse_reflection(response_text(response))
-    if context.prefill and verdict is None and thought:
+    if can_prefill(context, deps, role, messages) and verdict is None and thought:
         prefix = f"{builders.THOUGHT} {builders.one_line(thought)}\n{builders.ACTION} {builders.REFLECT}["
         response = await ask_model(context, deps, role, kind, messages, prefill=prefix)
         if not isinstance(response, ContextOverflow):

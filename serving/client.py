@@ -83,11 +83,17 @@ def endpoint_url(settings: Settings) -> str:
 
 
 def role_model_name(role: str, settings: Settings, served: list[str]) -> str:
-    """The ``model`` field for a role: its adapter if served, else the base."""
+    """The ``model`` field for a role: its adapter if served, else the base (on a plain
+    OpenAI-compatible endpoint, ``server.model_name``)."""
     adapter = settings.adapter_for(role)
     if adapter and adapter in served:
         return adapter
-    return BASE_MODEL_NAME
+    return BASE_MODEL_NAME if settings.server.is_vllm else str(settings.server.model_name)
+
+
+def _vllm_extras(settings: Settings, top_k: int) -> dict[str, Any] | None:
+    """vLLM's extension fields of every request (top_k: not an OpenAI field; -1 = off)."""
+    return {"top_k": top_k} if settings.server.is_vllm and top_k > 0 else None
 
 
 def _checked(raw: Any) -> Any:
@@ -218,8 +224,7 @@ def completion_model(
         seed=sampling.seed,
         max_retries=settings.max_retries,
         timeout=settings.request_timeout_s,
-        # vLLM extension: top_k is not an OpenAI field (-1 = off)
-        extra_body={"top_k": sampling.top_k} if sampling.top_k > 0 else None,
+        extra_body=_vllm_extras(settings, sampling.top_k),
     )
 
 
@@ -256,5 +261,5 @@ def chat_model(
         max_retries=settings.max_retries,
         timeout=settings.request_timeout_s,
         stream_usage=True,
-        extra_body={"top_k": sampling.top_k} if sampling.top_k > 0 else None,
+        extra_body=_vllm_extras(settings, sampling.top_k),
     )

@@ -219,6 +219,14 @@ class VLLMServer:
     #: the key the server requires (default: ``AUTOACT_API_KEY``); never written to a file
     api_key: str | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if not self.settings.server.is_vllm:
+            raise ServerError(
+                f"this needs a vLLM server (to start one, or to load LoRA adapters into one), but server.kind is "
+                f"{self.settings.server.kind!r}: the endpoint {self.settings.server.base_url} answers questions only. "
+                "Ask and evaluate the base model's methods there; learn, serve and serve-check with server.kind = 'vllm'"
+            )
+
     # ---- lifecycle -----------------------------------------------------------
     @property
     def lora(self) -> bool:
