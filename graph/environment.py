@@ -1,8 +1,9 @@
 """The graphs' access to tasks, tools and environments (``autoact.tools``).
 
 The graphs keep only a JSON snapshot of the environment in their state
-(``TaskEnv.get_state()``) and rebuild the environment from it in each node, so a run
-can pause in a checkpoint and resume in another process. Loading a task (its data,
+(``TaskEnv.get_state()``) and restore an environment from it in each node, so a run
+can pause in a checkpoint and resume in another process. The environments (and their
+tool libraries) are pooled: made once per concurrent episode, restored per step. Loading a task (its data,
 corpus and index) is the slow part: it is done once per process and cached.
 
 A :class:`Backend` bundles the entry points of the tools contract; tests pass
@@ -11,11 +12,12 @@ one built on a small fake task.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from autoact.prompts.builders import FINISH, default_examples, tool_spec
 from autoact.tools import TaskEnv, TaskInstance, load_task, tool_library
@@ -133,22 +135,39 @@ class Backend:
         digest = hashlib.sha1(question.encode("utf-8")).hexdigest()[:12]
         return self.task_instance(id=f"chat-{digest}", question=question, answer=None)
 
+    @contextlib.contextmanager
+    def _env(self, task: Any, tool_names: list[str]) -> Iterator[Any]:
+        """An environment with these tools, taken from the pool (or made) and put back:
+        its tool library is built once per concurrent episode, not at every step. Whoever
+        takes one sets its state first (``reset`` or ``set_state`` replace it whole)."""
+        key = ("envs", id(task), tuple(tool_names))
+        with self._lock:
+            pool = self._tasks.setdefault(key, [])
+            env = pool.pop() if pool else None
+        if env is None:
+            env = self.task_env(task, tool_names)
+        try:
+            yield env
+        finally:
+            with self._lock:
+                pool.append(env)
+
     def reset(self, task: Any, tool_names: list[str], instance: Any) -> tuple[str, dict[str, Any]]:
         """Start an episode: (the question as the environment presents it, env snapshot)."""
-        env = self.task_env(task, tool_names)
-        question = env.reset(instance)
-        return str(question), env.get_state()
+        with self._env(task, tool_names) as env:
+            question = env.reset(instance)
+            return str(question), env.get_state()
 
     def step(
         self, task: Any, tool_names: list[str], env_state: dict[str, Any] | None, action: str
     ) -> tuple[str, dict[str, Any]]:
-        """Run one ``Name[argument]`` action on the environment rebuilt from its snapshot."""
-        env = self.task_env(task, tool_names)
+        """Run one ``Name[argument]`` action on an environment restored from the episode's snapshot."""
         if env_state is None:
             raise TaskSetupError("no environment snapshot in the state: the episode was not started")
-        env.set_state(env_state)
-        result = env.step(action)
-        return str(result.observation), env.get_state()
+        with self._env(task, tool_names) as env:
+            env.set_state(env_state)
+            result = env.step(action)
+            return str(result.observation), env.get_state()
 
 
 def score(task: Any, answer: str, instance: Any) -> dict[str, float] | None:

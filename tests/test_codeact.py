@@ -12,8 +12,7 @@ from autoact.graph import CodeActContext, build_codeact_graph
 from autoact.graph.codeact import Answer, bridged_tools
 from autoact.prompts import codeact as prompt
 
-from graph_fakes import GOLD, PAGES, QUESTION, FakeEnv, FakeInstance, FakeTask, fake_backend, scripted
-from graph_fakes import stream
+from graph_fakes import FakeEnv, FakeInstance, FakeTask, GOLD, PAGES, QUESTION, fake_backend, scripted, stream
 
 CONTEXT = {"task": "fake", "max_steps": 6, "worked_examples": "never", "sandbox_cpu_s": 2, "sandbox_wall_s": 10}
 

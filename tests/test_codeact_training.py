@@ -19,8 +19,7 @@ from autoact.synth.differentiate import differentiate
 from autoact.synth.synthesis import SynthesisConfig, run_synthesis
 from autoact.tools import load_task
 
-from graph_fakes import GOLD, QUESTION, FakeTask, fake_backend, scripted
-from graph_fakes import invoke
+from graph_fakes import FakeTask, GOLD, QUESTION, fake_backend, invoke, scripted
 
 
 def block(thought: str, code: str) -> str:

@@ -17,8 +17,7 @@ from autoact.graph.baselines import (
     short_note,
 )
 from autoact.prompts.builders import fragment
-from graph_fakes import CONTEXT, GOLD, QUESTION, fake_backend, scripted
-from graph_fakes import invoke
+from graph_fakes import CONTEXT, GOLD, QUESTION, fake_backend, invoke, scripted
 
 
 def _run(graph, instance=GOLD, context=None):

@@ -12,8 +12,7 @@ from pydantic import ValidationError
 from autoact.graph import build_group_graph
 from autoact.graph.environment import TaskSetupError
 from autoact.prompts import builders
-from graph_fakes import CONTEXT, GOLD, QUESTION, TOOLS, FakeTask, fake_backend, scripted
-from graph_fakes import invoke, stream
+from graph_fakes import CONTEXT, FakeTask, GOLD, QUESTION, TOOLS, fake_backend, invoke, scripted, stream
 
 RIGHT = "Thought: The observation says so.\nAction: Reflect[right]"
 WRONG = "Thought: Not supported.\nAction: Reflect[wrong]"

@@ -11,8 +11,18 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from autoact.graph import build_react_graph
 from autoact.prompts import builders
-from graph_fakes import CONTEXT, GOLD, QUESTION, TOOLS, FakeTask, ScriptedChatModel, fake_backend, scripted
-from graph_fakes import stream
+from graph_fakes import (
+    CONTEXT,
+    FakeTask,
+    GOLD,
+    QUESTION,
+    ScriptedChatModel,
+    TOOLS,
+    fake_backend,
+    invoke,
+    scripted,
+    stream,
+)
 
 RIGHT = "Thought: The page says so.\nAction: Reflect[right]"
 WRONG = "Thought: Not supported.\nAction: Reflect[wrong]"
@@ -162,3 +172,22 @@ def test_the_task_and_its_tools_are_made_once_per_run():
     out = asyncio.run(graph.ainvoke(payload, context=CONTEXT))
     assert out["answer"] == "Seine"
     assert (task.loads, len(built)) == (1, 1)  # not once per node
+
+
+def test_the_environment_is_made_once_per_episode_and_restored_per_step():
+    backend = fake_backend()
+    made, env_class = [], backend.task_env
+    backend.task_env = lambda task, names: made.append(names) or env_class(task, names)
+    meta = scripted("Thought: I need the page.\nAction: Retrieve[Eiffel Tower]", "Thought: Find the river.\nAction: Lookup[river]",
+                    "Thought: It is the Seine.\nAction: Finish[Seine]", RIGHT)
+    graph = build_react_graph({"meta": meta}, backend=backend)
+    out = invoke(graph, {"messages": [HumanMessage(content=QUESTION)], "instance": GOLD}, context=CONTEXT)
+    assert [s["action"] for s in out["trajectory"]] == ["Retrieve", "Lookup", "Finish"]
+    assert out["trajectory"][1]["observation"] != ""  # Lookup read the page Retrieve left in the restored env
+    assert len(made) == 1  # reset and both steps used one pooled environment
+    # a second episode reuses it, and starts clean
+    meta2 = scripted("Thought: Find the river.\nAction: Lookup[river]", "Thought: No page.\nAction: Finish[none]", RIGHT)
+    out2 = invoke(build_react_graph({"meta": meta2}, backend=backend),
+                  {"messages": [HumanMessage(content=QUESTION)], "instance": GOLD}, context=CONTEXT)
+    assert out2["trajectory"][0]["observation"] != out["trajectory"][1]["observation"]
+    assert len(made) == 1

@@ -9,8 +9,7 @@ from autoact.graph.react import build_react_graph
 from autoact.prompts import transcript
 from autoact.prompts.builders import default_examples
 
-from graph_fakes import GOLD, QUESTION, TOOLS, FakeTask, fake_backend, scripted
-from graph_fakes import invoke
+from graph_fakes import FakeTask, GOLD, QUESTION, TOOLS, fake_backend, invoke, scripted
 
 CONTEXT = {"task": "fake", "max_steps": 8}  # prompt_format defaults to transcript
 
