@@ -18,24 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from langchain_core.messages import HumanMessage
 
 from autoact.concurrency import Progress, run_bounded
-from autoact.eval.aggregate import group_of, metrics_for, summarize
+from autoact.eval.aggregate import group_of, summarize
 from autoact.eval.methods import Method, context_schema, graph_builder, needed_adapters, resolve_methods
 from autoact.eval.report import read_eval_dir
 from autoact.graph.environment import Backend
 from autoact.io import atomic_write_text
-from autoact.modelhub import resolve_model
-from autoact.serving.client import ModelServerUnreachable, endpoint_url
-from autoact.serving import vllm_server
-from autoact.serving.vllm_server import ServerError, VLLMServer, stop_on_sigterm
+from autoact.serving.endpoint import EndpointUnsuitable, model_endpoint
+from autoact.serving.vllm_server import stop_on_sigterm
 from autoact.settings import Settings
 from autoact.synth.journal import Journal
 from autoact.tools import Task, TaskInstance, load_task, tool_library
@@ -55,8 +52,8 @@ class EvalSetupError(ValueError):
     """An evaluation that cannot run as asked (named clearly for the user)."""
 
 
-class AdapterNotServed(EvalSetupError):
-    pass
+class AdapterNotServed(EvalSetupError, EndpointUnsuitable):
+    """A method needs an adapter the server does not serve (or the run does not hold)."""
 
 
 # ---- questions and tools -------------------------------------------------------------------
@@ -155,46 +152,16 @@ def adapter_paths(run_dir: Path, names: Sequence[str], methods: Sequence[Method]
     return paths
 
 
-@contextlib.contextmanager
 def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str | None = None,
-                  serve: bool = True) -> Iterator[str]:
-    """An endpoint serving every adapter the methods need: the one given or configured,
-    else the one ``autoact serve`` recorded, else a server started for the evaluation
-    (with exactly those adapters) and stopped after it."""
-    url = base_url or settings.server.base_url
-    if not url:
-        try:
-            url = endpoint_url(settings)
-            check_adapters(vllm_server.list_models(url), methods, url, settings.run_dir)
-        except (ModelServerUnreachable, ServerError):
-            url = None
-        except AdapterNotServed:
-            # the recorded server was started for something else: serve the run's adapters ourselves
-            print(f"the recorded server at {url} lacks adapters the methods need "
-                  f"({', '.join(needed_adapters(list(methods)))}): not using it", file=sys.stderr)
-            url = None
-    if url:
-        try:
-            served = vllm_server.list_models(url)
-        except ServerError as exc:
-            raise ModelServerUnreachable(str(exc)) from exc
-        check_adapters(served, methods, url, settings.run_dir)
-        yield url.rstrip("/")
-        return
-    adapters = adapter_paths(settings.run_dir, needed_adapters(list(methods)), methods)
-    if not serve:
-        raise ModelServerUnreachable("no model server answers: start one with `autoact serve`, or drop --no-serve")
-
-    print(f"starting a model server for the evaluation (adapters: {sorted(adapters) or 'none'})…", file=sys.stderr)
-    start = time.perf_counter()
-    server = VLLMServer(settings, resolve_model(settings.model, settings.home), adapters=adapters)
-    server.start()
-    print(f"model server ready at {server.base_url} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    with _stop_on_sigterm():
-        try:
-            yield server.base_url
-        finally:
-            server.stop()
+                  serve: bool = True) -> contextlib.AbstractContextManager[str]:
+    """An endpoint serving every adapter the methods need (``serving.endpoint.model_endpoint``:
+    the one given or configured, else the recorded one if it serves them, else a server
+    started with exactly those adapters)."""
+    return model_endpoint(
+        settings, base_url, serve,
+        adapters=lambda: adapter_paths(settings.run_dir, needed_adapters(list(methods)), methods),
+        check=lambda served, url: check_adapters(served, methods, url, settings.run_dir),
+    )
 
 
 _stop_on_sigterm = stop_on_sigterm  # the name the tests know

@@ -20,7 +20,8 @@ import socket
 import ssl
 import sys
 import time
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator
 
 from autoact.modelhub import resolve_model
 from autoact.settings import Settings
@@ -108,39 +109,70 @@ def warn_if_exposed(what: str, host: str, port: int | str, api_key: str | None) 
         print(f"{bar}\n{message}\n{bar}", file=sys.stderr, flush=True)
 
 
+class EndpointUnsuitable(RuntimeError):
+    """A server answers but cannot do what the command needs (an adapter it does not serve)."""
+
+
 @contextlib.contextmanager
-def model_endpoint(settings: Settings, base_url: str | None, serve: bool) -> Iterator[str]:
-    """The endpoint to use; starts a temporary server for the run when none answers."""
+def model_endpoint(
+    settings: Settings,
+    base_url: str | None,
+    serve: bool,
+    adapters: Callable[[], dict[str, Path]] | None = None,
+    check: Callable[[list[str], str], None] | None = None,
+) -> Iterator[str]:
+    """The endpoint a command uses, the one policy of every command that talks to the model:
+
+    1. the URL given (``--base-url``) or configured (``server.base_url``): it must answer
+       and pass ``check(served models, url)``;
+    2. else the endpoint ``autoact serve`` recorded, if it answers and passes ``check``
+       (one that fails it is passed over, said on stderr);
+    3. else, with ``serve``, a vLLM server started for the command with ``adapters()``
+       (default: the run's) and stopped after it, also on SIGTERM.
+
+    ``check`` raises :class:`EndpointUnsuitable` for a server that lacks what is needed."""
     # imported here, not at the top: client.py and vllm_server.py import this module
+    from autoact.serving import vllm_server
     from autoact.serving.client import ModelServerUnreachable, endpoint_url
-    from autoact.serving.vllm_server import ServerError, list_models
 
     url = base_url or settings.server.base_url
     if url:
-        list_models(url)  # raises ServerError naming the URL
+        try:
+            served = vllm_server.list_models(url)
+        except vllm_server.ServerError as exc:
+            raise ModelServerUnreachable(str(exc)) from exc
+        if check:
+            check(served, url)
         yield url.rstrip("/")
         return
     found: str | None = None
     try:
         found = endpoint_url(settings)
-        list_models(found)
-    except (ModelServerUnreachable, ServerError) as exc:
+        served = vllm_server.list_models(found)
+        if check:
+            check(served, found)
+    except (ModelServerUnreachable, vllm_server.ServerError) as exc:
         if not serve:
-            raise ModelServerUnreachable(f"{exc} (start one with `autoact serve`, or drop --no-serve)") from exc
+            raise ModelServerUnreachable(
+                f"no model server answers ({exc}): start one with `autoact serve`, or drop --no-serve") from exc
+        found = None
+    except EndpointUnsuitable as exc:
+        print(f"not using the recorded server at {found}: {exc}", file=sys.stderr)
         found = None
     if found:
         yield found
         return
-    from autoact.serving.vllm_server import VLLMServer, run_adapters
-
-    adapters = run_adapters(settings.run_dir)
-    print(f"no model server answers: starting one for this command (adapters: {sorted(adapters) or 'none'})…",
+    chosen = adapters() if adapters else vllm_server.run_adapters(settings.run_dir)
+    if not serve:
+        raise ModelServerUnreachable("no model server answers: start one with `autoact serve`, or drop --no-serve")
+    print(f"no model server answers: starting one for this command (adapters: {sorted(chosen) or 'none'})…",
           file=sys.stderr)
     start = time.perf_counter()
-    server = VLLMServer(settings, resolve_model(settings.model, settings.home), adapters=adapters)
+    server = vllm_server.VLLMServer(settings, resolve_model(settings.model, settings.home), adapters=chosen)
     server.start()
     print(f"model server ready at {server.base_url} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    try:
-        yield server.base_url
-    finally:
-        server.stop()
+    with vllm_server.stop_on_sigterm():
+        try:
+            yield server.base_url
+        finally:
+            server.stop()

@@ -263,7 +263,8 @@ def test_a_recorded_server_without_the_adapters_is_not_used(settings, monkeypatc
     with pytest.raises(AdapterNotServed, match="holds none"):
         with eval_endpoint(settings, [METHODS["autoact"]]):
             pass
-    assert "lacks adapters the methods need (plan, tool, reflect)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not using the recorded server at http://127.0.0.1:9/v1" in err and "needs the adapter 'plan'" in err
 
 
 def test_no_server_and_no_serve_is_a_clear_error(settings):
