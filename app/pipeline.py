@@ -38,7 +38,7 @@ from autoact.graph.group import build_group_graph
 from autoact.modelhub import resolve_model
 from autoact.prompts.codeact import AGENT as CODEACT_AGENT
 from autoact.serving.vllm_server import VLLMServer, stop_on_sigterm
-from autoact.settings import LearnSettings, Settings
+from autoact.settings import AGENTS, LearnSettings, Settings
 from autoact.synth.journal import Journal
 from autoact.synth.rounds import cut_round, record_round, resolve_unsolved, round_dir, solved_ids
 from autoact.synth.self_instruct import SelfInstructConfig
@@ -46,7 +46,6 @@ from autoact.synth.synthesis import SynthesisConfig, instances_for, run_synthesi
 from autoact.synth.trajectories import TRAJECTORIES_FILE
 from autoact.tools import tool_library
 
-AGENTS = ("plan", "tool", "reflect")
 CODE_AGENTS = (CODEACT_AGENT,)
 
 

@@ -32,7 +32,13 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-ROLES = ("plan", "tool", "reflect", "meta")
+#: The method's sub-agents, one LoRA adapter each (AutoAct's plan, tool and reflect
+#: agents): the one place that names them; prompts, differentiation, fine-tuning,
+#: serving, the pipeline and the evaluation's methods read it.
+AGENTS = ("plan", "tool", "reflect")
+#: The model roles a graph asks for: the sub-agents, and ``meta`` (the base model's
+#: single agent: the meta-agent of synthesis, ReAct, CodeAct and the baselines).
+ROLES = (*AGENTS, "meta")
 Role = Literal["plan", "tool", "reflect", "meta"]
 
 #: The name a LoRA-enabled server gives the untouched base weights. Clients never

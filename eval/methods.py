@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from autoact.graph.registry import graph_kind
-from autoact.settings import BASE_MODEL_NAME
+from autoact.settings import AGENTS, BASE_MODEL_NAME
 
-GROUP_ADAPTERS = {"plan_model": "plan", "tool_model": "tool", "reflect_model": "reflect"}
+#: Group planning's context fields naming each sub-agent's model: its adapter.
+GROUP_ADAPTERS = {f"{agent}_model": agent for agent in AGENTS}
 #: Every role on the base model, named explicitly: left empty, a role would take its
 #: adapter whenever the server serves one.
-GROUP_BASE = {"plan_model": BASE_MODEL_NAME, "tool_model": BASE_MODEL_NAME, "reflect_model": BASE_MODEL_NAME}
+GROUP_BASE = {f"{agent}_model": BASE_MODEL_NAME for agent in AGENTS}
 ONE_AGENT = "one-agent"
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Iterable
 
 from autoact.io import iter_json_lines
+from autoact.settings import AGENTS
 
-AGENTS = ("plan", "tool", "reflect")
 #: The adapter of the "one agent" ablation: one adapter trained on all three agents' data.
 ONE_AGENT = "one-agent"
 ROLES = ("system", "user", "assistant")

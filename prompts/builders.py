@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from autoact.actions import FINISH, REFLECT, VERDICTS, format_action
+from autoact.settings import AGENTS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 
@@ -35,7 +36,6 @@ THOUGHT = "Thought:"
 ACTION = "Action:"
 OBSERVATION = "Observation:"
 QUESTION = "Question:"
-AGENTS = ("plan", "tool", "reflect")
 
 #: Characters of one observation kept in a prompt. SmolLM2-135M has a 2048-token
 #: context; at ~4 characters a token, eight steps of history stay near 1000 tokens.
@@ -485,7 +485,7 @@ def training_records(
     ``{record_id}/{agent}/{index}``; a record is ``{"id", "agent", "messages"}``
     whose last message is the assistant target.
     """
-    unknown = set(agents) - {"plan", "tool", "reflect", "react", "one_pass"}
+    unknown = set(agents) - {*AGENTS, "react", "one_pass"}
     if unknown:
         raise PromptError(f"unknown agents {sorted(unknown)}")
     steps = list(trajectory)

@@ -32,7 +32,6 @@ from typing import Any, Mapping, Sequence
 
 from autoact.prompts.builders import (
     ACTION,
-    AGENTS,
     DEFAULT_OBS_CHARS,
     FINISH,
     QUESTION,
@@ -50,6 +49,7 @@ from autoact.prompts.builders import (
     subgoal_lines,
     training_points,
 )
+from autoact.settings import AGENTS
 
 #: What each kind's prompt ends with: the start of the line the model writes.
 OPENINGS: dict[str, str] = {
@@ -249,7 +249,7 @@ def training_records(
     ablation). Steps the graph recorded as invalid stay in the history of later
     records but give no record of their own.
     """
-    unknown = set(agents) - {"plan", "tool", "reflect", "react"}
+    unknown = set(agents) - {*AGENTS, "react"}
     if unknown:
         raise PromptError(f"unknown agents {sorted(unknown)} for transcript records")
     steps = list(trajectory)

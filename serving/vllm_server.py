@@ -39,7 +39,7 @@ import httpx
 
 from autoact.hardware import serving_dtype
 from autoact.serving.endpoint import API_KEY_ENV, api_key_from_env, auth_headers, tls_context, warn_if_exposed
-from autoact.settings import BASE_MODEL_NAME, RAW_BASE_NAME, Settings
+from autoact.settings import AGENTS, BASE_MODEL_NAME, RAW_BASE_NAME, Settings
 
 log = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ def stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_adapters(run_dir: Path, names: tuple[str, ...] = ("plan", "tool", "reflect")) -> dict[str, Path]:
+def run_adapters(run_dir: Path, names: tuple[str, ...] = AGENTS) -> dict[str, Path]:
     """The trained adapters of a run (``RUN/adapters/<name>``) that exist."""
     found = {}
     for name in names:

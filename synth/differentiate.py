@@ -16,8 +16,8 @@ from typing import Any, Iterable, Sequence
 
 from autoact.io import atomic_write_jsonl
 from autoact.prompts import builders, codeact, transcript
+from autoact.settings import AGENTS
 
-AGENTS = ("plan", "tool", "reflect")
 ACTION_SPACES = ("text", "code")
 
 
