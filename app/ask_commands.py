@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Callable
 
 from langchain_core.messages import HumanMessage
 
-from autoact.graph.registry import graph_names
+from autoact.graph.registry import graph_kind, graph_names
 from autoact.serving.endpoint import model_endpoint
 from autoact.settings import Settings
 
@@ -40,9 +40,8 @@ GRAPH_OPTIONS = {
 # ---- options -> settings, context -------------------------------------------------------
 def add_graph_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--graph", choices=graph_names(), default="group",
-                        help="group planning (default), single-agent ReAct, CodeAct (actions as Python code), or the "
-                        "evaluation's baselines: cot and plan_solve (no tools), reflexion (ReAct trials; a question "
-                        "without a gold answer, as asked here, gets one trial: the retry needs the score)")
+                        help="; ".join(f"{name}: {graph_kind(name).description}" for name in graph_names())
+                        + " (default: group)")
     add_context_options(parser, task_default="demo")
     parser.add_argument("--thread", help="conversation thread id to resume (default: a new one)")
 
@@ -86,8 +85,6 @@ def context_from_args(args: argparse.Namespace, base_url: str | None, chat: bool
     """The graph context for the options given (only those set; the rest default).
     ``chat``: for the terminal chat, where a CodeAct reply in plain words is the answer
     (``ask`` keeps the evaluation's rule, so its trajectory shows what an evaluation does)."""
-    from autoact.eval.methods import context_schema
-
     context = context_values(args)
     if base_url is not None:
         context["base_url"] = base_url
@@ -98,7 +95,7 @@ def context_from_args(args: argparse.Namespace, base_url: str | None, chat: bool
                              f"{', '.join(graphs)})")
     if chat and args.graph == "codeact":
         context["plain_answer_ends"] = True
-    return context_schema(args.graph)(**context).model_dump(exclude_unset=True)  # validates now, clearly
+    return graph_kind(args.graph).context(**context).model_dump(exclude_unset=True)  # validates now, clearly
 
 
 def checkpoint_path(settings: Settings) -> Path:
@@ -110,11 +107,9 @@ async def compiled_graph(name: str, settings: Settings) -> AsyncIterator[Any]:
     """The graph compiled with the run's SQLite checkpointer (async: the nodes are)."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    from autoact.eval.methods import graph_builder
-
     path = checkpoint_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    build = graph_builder(name)
+    build = graph_kind(name).build
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
         yield build(settings=settings, checkpointer=saver, name=name)
 

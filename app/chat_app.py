@@ -53,10 +53,9 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator
 
-from autoact.eval.methods import context_schema, graph_builder
 from autoact.graph.environment import default_backend
 from autoact.graph.nodes import message_text
-from autoact.graph.registry import graph_names
+from autoact.graph.registry import graph_kind, graph_names
 from autoact.serving.client import ModelServerUnreachable, endpoint_url
 from autoact.serving.endpoint import api_key_from_env
 from autoact.serving.vllm_server import ServerError, list_models
@@ -275,7 +274,7 @@ def graph_contexts(context: dict[str, Any] | None, graphs: Sequence[str]) -> dic
     unknown_graphs = [g for g in graphs if g not in graph_names()]
     if unknown_graphs or not graphs:
         raise ValueError(f"unknown graph(s) {unknown_graphs or list(graphs)}; the graphs are {list(graph_names())}")
-    schemas = {name: context_schema(name) for name in graphs}
+    schemas = {name: graph_kind(name).context for name in graphs}
     values = {k: v for k, v in (context or {}).items() if v is not None}
     known = set().union(*(schema.model_fields for schema in schemas.values()))
     stray = sorted(set(values) - known)
@@ -510,7 +509,7 @@ def create_app(
 
     if preload:
         for name in graphs:
-            ctx = context_schema(name)(**contexts[name])
+            ctx = graph_kind(name).context(**contexts[name])
             backend.tools(backend.task(ctx), ctx)
         if "codeact" in graphs:  # else every /codeact turn would fail at its start
             try:
@@ -570,7 +569,7 @@ def create_app(
         return url
 
     for name in graphs:
-        graph = graph_builder(name)(models, backend=backend, settings=settings, name=name)
+        graph = graph_kind(name).build(models, backend=backend, settings=settings, name=name)
         add_routes(
             app,
             ChatTurn(graph, contexts[name], name, request_type),

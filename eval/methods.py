@@ -108,11 +108,11 @@ class UnknownMethod(ValueError):
     pass
 
 
-def register_method(method: Method, *, replace: bool = False) -> Method:
+def register_method(method: Method) -> Method:
     """Add ``method`` to :data:`METHODS`: the evaluation, its CLI and the report then
     know it. Its graph must be registered (``autoact.graph.registry``)."""
     graph_kind(method.graph)  # a clear error for an unknown graph, now rather than at evaluation
-    if (method.name in METHODS or ROUND_METHOD.match(method.name)) and not replace:
+    if method.name in METHODS or ROUND_METHOD.match(method.name):
         raise ValueError(f"a method named {method.name!r} exists already")
     METHODS[method.name] = method
     return method
@@ -168,13 +168,3 @@ def resolve_methods(names: list[str]) -> list[Method]:
 
 def needed_adapters(methods: list[Method]) -> list[str]:
     return list(dict.fromkeys(a for m in methods for a in m.adapters))
-
-
-def graph_builder(kind: str) -> Callable[..., Any]:
-    """The builder of a registered graph (``autoact.graph.registry``)."""
-    return graph_kind(kind).build
-
-
-def context_schema(kind: str) -> type:
-    """The context schema of a registered graph."""
-    return graph_kind(kind).context

@@ -27,9 +27,10 @@ from langchain_core.messages import HumanMessage
 
 from autoact.concurrency import Progress, run_bounded
 from autoact.eval.aggregate import group_of, summarize
-from autoact.eval.methods import Method, context_schema, graph_builder, needed_adapters, resolve_methods
+from autoact.eval.methods import Method, needed_adapters, resolve_methods
 from autoact.eval.report import read_eval_dir
 from autoact.graph.environment import Backend
+from autoact.graph.registry import graph_kind
 from autoact.io import atomic_write_text
 from autoact.serving.endpoint import EndpointUnsuitable, model_endpoint
 from autoact.serving.vllm_server import stop_on_sigterm
@@ -164,8 +165,6 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
     )
 
 
-_stop_on_sigterm = stop_on_sigterm  # the name the tests know
-
 
 # ---- one question ------------------------------------------------------------------------------------
 def step_actions(step: dict[str, Any]) -> dict[str, Any]:
@@ -269,7 +268,7 @@ def method_context(method: Method, task: Task, tools: list[str], base_url: str,
     values.update(method.context)
     if method.graph == "reflexion" and options.get("trials") is not None:
         values["max_trials"] = options["trials"]
-    schema = context_schema(method.graph)
+    schema = graph_kind(method.graph).context
     try:
         return schema(**values).model_dump(exclude_unset=True)
     except Exception as exc:
@@ -387,7 +386,7 @@ async def run_methods(plan: EvalPlan, base_url: str, concurrency: int, callbacks
     runs: dict[str, Any] = {}
     for method in methods or plan.methods:
         context = method_context(method, plan.task, plan.tools, base_url, plan.options)
-        graph = graph_builder(method.graph)(models, backend=plan.backend, settings=plan.settings, name=method.name)
+        graph = graph_kind(method.graph).build(models, backend=plan.backend, settings=plan.settings, name=method.name)
         runs[method.name] = await evaluate_method(
             method, plan.task, plan.instances, graph, context, plan.out_dir, concurrency, callbacks
         )

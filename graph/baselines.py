@@ -198,7 +198,7 @@ async def cot(state: dict, context: ReactContext, deps: Deps):
         return _ended("context", {**base, "trajectory": [], "answer": None, "reward": None, "score": None})
     usage = record_usage({}, ROLE, response, prompt_chars(messages))
     thought, answer = parse_reasoned_answer(response_text(response))
-    return (await _answered(task, instance, thought, answer, [], {**base, "usage": usage}))
+    return await _answered(task, instance, thought, answer, [], {**base, "usage": usage})
 
 
 # ---- plan and solve -------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ async def solve(state: dict, context: ReactContext, deps: Deps):
         return _ended("context", {"answer": None, "reward": None, "score": None})
     usage = record_usage(usage, ROLE, response, prompt_chars(messages))
     thought, answer = parse_reasoned_answer(response_text(response))
-    return (await _answered(task, instance, thought, answer, steps, {"usage": usage}))
+    return await _answered(task, instance, thought, answer, steps, {"usage": usage})
 
 
 # ---- Reflexion -----------------------------------------------------------------------------------------

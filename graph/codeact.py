@@ -177,7 +177,7 @@ async def act(state: dict, context: CodeActContext, deps: Deps):
     task, tools = await task_and_tools(context, deps)
     offered = tool_names(tools)
     examples: list = []
-    if (await shows_examples(context, deps, ROLE)):
+    if await shows_examples(context, deps, ROLE):
         if context.example_source == "task":  # the task's seed episodes, as code (generic where none fits)
             examples = prompt.task_examples((await worked_examples(deps, task, offered, "task")), offered)
         else:
@@ -196,7 +196,7 @@ async def act(state: dict, context: CodeActContext, deps: Deps):
     turn = prompt.parse_code_turn(reply)
     if not turn.ok and context.plain_answer_ends and turn.thought and prompt.FENCE not in reply:
         # scored and ended as finish(answer) would be (a broken fence is not plain words)
-        return (await finish(state, context, deps, task, "", turn.thought, usage, "finalize"))
+        return await finish(state, context, deps, task, "", turn.thought, usage, "finalize")
     if not turn.ok:
         return no_code(state, context, turn, offered, usage)
     pending = {"thought": turn.thought, "action": prompt.CODE, "argument": turn.code, "observation": ""}

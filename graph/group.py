@@ -166,7 +166,7 @@ async def tool(state: dict, context: BaseContext, deps: Deps):
             usage_text=builders.usage_of(pending["action"], tools),
         )
     if pending["action"] == FINISH:
-        return (await finish(state, context, deps, task, pending["thought"], argument, usage, "reflect"))
+        return await finish(state, context, deps, task, pending["thought"], argument, usage, "reflect")
     return Command(
         goto="execute", update={"pending": {**pending, "argument": argument}, "usage": usage, "invalid_streak": 0}
     )

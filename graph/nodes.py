@@ -60,7 +60,7 @@ async def task_and_tools(context: BaseContext, deps: Deps):
         task = deps.backend.task(context)
         return task, deps.backend.tools(task, context)
 
-    return (await asyncio.to_thread(load))
+    return await asyncio.to_thread(load)
 
 
 def tool_names(tools: list[dict[str, str]]) -> list[str]:
@@ -112,7 +112,7 @@ async def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, t
         return CHAT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
                                    obs_chars=context.observation_chars, **extra)
     examples: list = []
-    if (await shows_examples(context, deps, role)):
+    if await shows_examples(context, deps, role):
         examples = await worked_examples(deps, task, tool_names(tools), context.example_source)
     return TRANSCRIPT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
                                      examples=examples, obs_chars=context.observation_chars, **extra)

@@ -77,7 +77,7 @@ async def act(state: dict, context: BaseContext, deps: Deps):
             state, context, parsed, names, usage, "act", usage_text=builders.usage_of(parsed.action, tools)
         )
     if parsed.action == FINISH:
-        return (await finish(state, context, deps, task, parsed.thought, parsed.argument, usage, "reflect"))
+        return await finish(state, context, deps, task, parsed.thought, parsed.argument, usage, "reflect")
     pending = {"thought": parsed.thought, "action": parsed.action, "argument": parsed.argument, "observation": ""}
     return Command(goto="execute", update={"pending": pending, "usage": usage, "invalid_streak": 0})
 

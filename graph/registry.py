@@ -36,15 +36,12 @@ class UnknownGraph(ValueError):
 GRAPHS: dict[str, GraphKind] = {}
 
 
-def register_graph(kind: GraphKind, *, replace: bool = False) -> GraphKind:
-    if kind.name in GRAPHS and not replace:
+def register_graph(kind: GraphKind) -> GraphKind:
+    """Add ``kind`` to the registry; a name may be registered once."""
+    if kind.name in GRAPHS:
         raise ValueError(f"a graph named {kind.name!r} is registered already")
     GRAPHS[kind.name] = kind
     return kind
-
-
-def unregister_graph(name: str) -> None:
-    GRAPHS.pop(name, None)
 
 
 def graph_kind(name: str) -> GraphKind:
@@ -67,6 +64,7 @@ for _kind in (
     GraphKind("cot", build_cot_graph, ReactContext, False, "chain of thought: one call, no tools"),
     GraphKind("plan_solve", build_plan_solve_graph, ReactContext, False, "plan-and-solve: a plan, then the answer; no tools"),
     GraphKind("reflexion", build_reflexion_graph, ReflexionContext, True,
-              "ReAct trials with verbal self-reflection after a failed trial"),
+              "ReAct trials with verbal self-reflection after a failed trial (a question without a gold answer, "
+              "as a chat asks, gets one trial: the retry needs the score)"),
 ):
     register_graph(_kind)

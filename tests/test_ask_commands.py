@@ -11,7 +11,7 @@ import pytest
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from autoact.app.cli import build_parser, main
-from autoact.eval.methods import graph_builder
+from autoact.graph.registry import graph_kind
 from autoact.app import ask_commands as commands
 from graph_fakes import QUESTION, fake_backend, scripted
 
@@ -40,7 +40,7 @@ def fake_cli(monkeypatch, tmp_path):
         path = commands.checkpoint_path(settings)
         path.parent.mkdir(parents=True, exist_ok=True)
         async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-            yield graph_builder(name)(built["models"], backend=fake_backend(), checkpointer=saver, name=name)
+            yield graph_kind(name).build(built["models"], backend=fake_backend(), checkpointer=saver, name=name)
 
     monkeypatch.setattr(commands, "model_endpoint", endpoint)
     monkeypatch.setattr(commands, "compiled_graph", graph)

@@ -262,14 +262,15 @@ def test_codeact_is_an_eval_method_and_a_studio_graph():
     import json
     from pathlib import Path
 
-    from autoact.eval.methods import METHODS, context_schema, graph_builder
+    from autoact.eval.methods import METHODS
+    from autoact.graph.registry import graph_kind
     from autoact.eval.runner import method_context
     from autoact.graph import exported
     from autoact.graph.codeact import CodeActContext, build_codeact_graph
     from autoact.tools import load_task
 
     method = METHODS["codeact"]
-    assert graph_builder(method.graph) is build_codeact_graph and context_schema(method.graph) is CodeActContext
+    assert graph_kind(method.graph).build is build_codeact_graph and graph_kind(method.graph).context is CodeActContext
     context = method_context(method, load_task("demo"), ["Retrieve", "Lookup"], "http://127.0.0.1:1/v1", {"max_steps": 3})
     assert context["tools"] == ["Retrieve", "Lookup"] and context["max_steps"] == 3
     graphs = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())["graphs"]

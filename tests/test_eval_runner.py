@@ -280,11 +280,11 @@ def test_sigterm_becomes_system_exit_while_our_server_runs():
     import signal
     import time
 
-    from autoact.eval.runner import _stop_on_sigterm
+    from autoact.serving.vllm_server import stop_on_sigterm
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as info:
-        with _stop_on_sigterm():
+        with stop_on_sigterm():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises at the next bytecode; never sleeps this long
     assert info.value.code == 128 + signal.SIGTERM

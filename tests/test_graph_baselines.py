@@ -157,14 +157,14 @@ def test_baselines_are_studio_graphs(name):
     import json
     from pathlib import Path
 
-    from autoact.eval.methods import context_schema
+    from autoact.graph.registry import graph_kind
     from autoact.graph import exported
 
     graphs = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())["graphs"]
     graph = getattr(exported, name)
     assert graphs[name] == f"./graph/exported.py:{name}" and graph.name == name and graph.checkpointer is None
     fields = graph.get_context_jsonschema()["properties"]
-    schema = context_schema(name)
+    schema = graph_kind(name).context
     assert set(fields) == set(schema.model_fields)
     assert all(fields[f]["description"] == field.description for f, field in schema.model_fields.items())
     assert "messages" in graph.get_input_jsonschema()["properties"]

@@ -19,6 +19,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoact.actions import ENV_ACTIONS
+from autoact.prompts.codeact import CODE
 from autoact.tools.calculator import calculate
 from autoact.tools.corpus import Corpus, fold
 from autoact.tools.index import SEARCH_MODES, get_index
@@ -26,13 +27,13 @@ from autoact.tools.sandbox import PythonSandbox, SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance
 
 __all__ = [
-    "ActionTool", "EpisodeContext", "ToolSpec", "TOOLS", "information_tools", "register_tool", "tool_kind",
+    "ActionTool", "EpisodeContext", "ToolSpec", "TOOLS", "information_tools", "register_tool",
     "tool_library", "tool_names", "unregister_tool",
 ]
 
 NO_IMAGE = "This question has no image."
 #: Action names the environment and CodeAct use themselves: no tool may take them.
-RESERVED_ACTIONS = (*ENV_ACTIONS, "Code")
+RESERVED_ACTIONS = (*ENV_ACTIONS, CODE)
 
 
 @dataclass
@@ -255,9 +256,9 @@ class ToolSpec:
 TOOLS: dict[str, ToolSpec] = {}
 
 
-def register_tool(spec: ToolSpec, *, replace: bool = False) -> ToolSpec:
-    """Add ``spec`` to the registry (``replace``: overwrite a tool of the same name)."""
-    if spec.name in TOOLS and not replace:
+def register_tool(spec: ToolSpec) -> ToolSpec:
+    """Add ``spec`` to the registry; a name may be registered once."""
+    if spec.name in TOOLS:
         raise ValueError(f"a tool named {spec.name!r} is registered already")
     TOOLS[spec.name] = spec
     return spec
@@ -275,11 +276,6 @@ def tool_names() -> tuple[str, ...]:
 def information_tools() -> tuple[str, ...]:
     """The registered tools whose observations are information (see ``INFORMATION``)."""
     return tuple(name for name, spec in TOOLS.items() if spec.kind == INFORMATION)
-
-
-def tool_kind(name: str) -> str:
-    """``information`` or ``computation``."""
-    return TOOLS[name].kind
 
 
 def _search_options(options: LibraryOptions) -> dict[str, Any]:
@@ -316,6 +312,7 @@ def tool_library(
     options = LibraryOptions(Path(home) if home else None, search_mode, top_k)
     return {
         name: spec.cls(
+            name=name,  # the registered name, whatever the class's default
             context=context,
             corpus=task.corpus,
             metadata={"usage": spec.usage, "example": spec.example, "kind": spec.kind},
