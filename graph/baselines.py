@@ -44,7 +44,7 @@ from autoact.usage import merge_usage
 
 from .context import ReactContext
 from .calls import ContextOverflow, Deps, ask_model, node
-from .environment import Backend, default_backend, instance_dict, score
+from .environment import Backend, default_backend, instance_dict
 from .models import ModelResolver
 from .nodes import (
     finalize_logic,
@@ -170,11 +170,11 @@ def _ended(reason: str, update: dict[str, Any]) -> Command:
     return Command(goto="finalize", update={**update, "halt_reason": reason})
 
 
-async def _answered(task: Any, instance: Any, thought: str, answer: str | None, steps: list, update: dict):
+async def _answered(deps: Deps, task: Any, instance: Any, thought: str, answer: str | None, steps: list, update: dict):
     """The final update for a no-tool baseline: a Finish step when there is an answer."""
     if answer is None:
         return _ended("parse_error", {**update, "trajectory": steps, "answer": None, "reward": None, "score": None})
-    scored = await asyncio.to_thread(lambda: score(task, answer, instance))
+    scored = await asyncio.to_thread(lambda: deps.backend.score(task, instance, answer))
     steps = [*steps, {"thought": thought, "action": FINISH, "argument": answer, "observation": ""}]
     return _ended("finish", {
         **update, "trajectory": steps, "answer": answer, "score": scored,
@@ -198,7 +198,7 @@ async def cot(state: dict, context: ReactContext, deps: Deps):
         return _ended("context", {**base, "trajectory": [], "answer": None, "reward": None, "score": None})
     usage = record_usage({}, ROLE, response, prompt_chars(messages))
     thought, answer = parse_reasoned_answer(response_text(response))
-    return await _answered(task, instance, thought, answer, [], {**base, "usage": usage})
+    return await _answered(deps, task, instance, thought, answer, [], {**base, "usage": usage})
 
 
 # ---- plan and solve -------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ async def solve(state: dict, context: ReactContext, deps: Deps):
         return _ended("context", {"answer": None, "reward": None, "score": None})
     usage = record_usage(usage, ROLE, response, prompt_chars(messages))
     thought, answer = parse_reasoned_answer(response_text(response))
-    return await _answered(task, instance, thought, answer, steps, {"usage": usage})
+    return await _answered(deps, task, instance, thought, answer, steps, {"usage": usage})
 
 
 # ---- Reflexion -----------------------------------------------------------------------------------------

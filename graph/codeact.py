@@ -34,7 +34,7 @@ from langgraph.types import Checkpointer, Command
 from pydantic import Field
 from typing_extensions import NotRequired, TypedDict
 
-from autoact.actions import format_action
+from autoact.actions import Action
 from autoact.prompts import codeact as prompt
 from autoact.prompts.builders import one_line
 from autoact.settings import Settings
@@ -140,9 +140,8 @@ def bridged_tools(task: Any, offered: list[str], env_state: dict | None, backend
             elif not argument:
                 return prompt.fragment("needs_argument", name=function.name,
                                        example=function.usage.replace("(", '("').replace(")", '")'))
-            observation, current["env"] = backend.step(task, offered, current["env"],
-                                                       format_action(function.tool, argument))
-            return observation
+            result, current["env"] = backend.step(task, offered, current["env"], Action(function.tool, argument))
+            return str(result.observation)
 
         return call
 

@@ -19,7 +19,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from autoact.prompts.builders import FINISH, default_examples, tool_spec
+from autoact.actions import FINISH, Action
+from autoact.prompts.builders import default_examples, tool_spec
 from autoact.tools import TaskEnv, TaskInstance, load_task, tool_library
 from autoact.tools.sandbox import SandboxUnavailable, ensure_python_tool
 from autoact.tools.worked_examples import task_examples
@@ -34,7 +35,8 @@ class TaskSetupError(RuntimeError):
 @dataclass
 class Backend:
     """The tools contract the graphs use: ``load_task(name, data, corpus)``,
-    ``tool_library(task)``, ``task_env(task, tool_names)``, ``task_instance(**fields)``
+    ``tool_library(task)``, ``task_env(task, tool_names)`` (an environment with
+    ``reset``, ``act(Action)``, ``get_state``/``set_state``), ``task_instance(**fields)``
     and ``task_examples(task, tool_names)``; the real ones from ``autoact.tools`` unless
     replaced (tests pass fakes)."""
 
@@ -159,26 +161,24 @@ class Backend:
             return str(question), env.get_state()
 
     def step(
-        self, task: Any, tool_names: list[str], env_state: dict[str, Any] | None, action: str
-    ) -> tuple[str, dict[str, Any]]:
-        """Run one ``Name[argument]`` action on an environment restored from the episode's snapshot."""
+        self, task: Any, tool_names: list[str], env_state: dict[str, Any] | None, action: Action
+    ) -> tuple[Any, dict[str, Any]]:
+        """Run one action (a tool call, ``Finish`` or ``Reflect``) on an environment restored
+        from the episode's snapshot: (its ``StepResult``, the new snapshot). The
+        environment is the episode's one authority: it scores Finish and records Reflect."""
         if env_state is None:
             raise TaskSetupError("no environment snapshot in the state: the episode was not started")
         with self._env(task, tool_names) as env:
             env.set_state(env_state)
-            result = env.step(action)
-            return str(result.observation), env.get_state()
+            result = env.act(action)
+            return result, env.get_state()
 
-
-def score(task: Any, answer: str, instance: Any) -> dict[str, float] | None:
-    """The task's score of ``answer`` (``reward`` plus f1/em or acc), None without gold."""
-    has_gold = getattr(instance, "has_gold", None)
-    if has_gold is None:  # an instance type without the property: look at the answer
-        gold = getattr(instance, "answer", None)
-        has_gold = gold is not None and not (isinstance(gold, str) and not gold.strip())
-    if not has_gold:
-        return None
-    return {k: float(v) for k, v in task.score(answer, instance).items() if isinstance(v, (int, float))}
+    def score(self, task: Any, instance: Any, answer: str) -> dict[str, float] | None:
+        """The environment's score of ``answer`` for an episode without tools (the
+        no-tool baselines): ``reward`` plus f1/em or acc, None without a gold answer."""
+        with self._env(task, []) as env:
+            env.reset(instance)
+            return env.act(Action(FINISH, answer)).info.get("score")
 
 
 _default: Backend | None = None

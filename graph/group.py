@@ -183,7 +183,7 @@ async def reflect(state: dict, context: BaseContext, deps: Deps):
     if over_budget(messages, usage, context, deps, "reflect"):
         return halt("finish")  # the answer stands; there is no room left to judge it
     thought, verdict, usage = await ask_reflection(context, deps, "reflect", "reflect", messages, usage)
-    return after_reflection(state, context, thought, verdict, usage, retry=_planner(context))
+    return await after_reflection(state, context, deps, thought, verdict, usage, retry=_planner(context))
 
 
 def build_group_graph(

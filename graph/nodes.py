@@ -14,13 +14,13 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
 from autoact.prompts import builders, guides, transcript
-from autoact.prompts.builders import FINISH
+from autoact.actions import FINISH, REFLECT, Action
 from autoact.settings import BASE_MODEL_NAME
 from autoact.usage import merge_usage
 
 from .context import BaseContext
 from .calls import ContextOverflow, Deps, ask_model
-from .environment import instance_dict, score
+from .environment import instance_dict
 from .parsing import ParsedStep, parse_reflection
 
 #: Longest observation kept in state (prompts show ``observation_chars`` of it).
@@ -183,11 +183,11 @@ def execute_logic(next_node: Callable[[BaseContext], str]):
         if not pending:
             raise RuntimeError("execute reached without a pending action")
         task, tools = await task_and_tools(context, deps)
-        action = builders.format_action(pending["action"], pending["argument"])
-        observation, env_state = await asyncio.to_thread(
+        action = Action(pending["action"], pending["argument"])
+        result, env_state = await asyncio.to_thread(
             lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), action)
         )
-        observation = observation[:MAX_STORED_OBSERVATION]
+        observation = str(result.observation)[:MAX_STORED_OBSERVATION]
         if any(
             (s["action"], s["argument"], s["observation"]) == (pending["action"], pending["argument"], observation)
             for s in state.get("trajectory", [])
@@ -333,10 +333,14 @@ async def finish(state: dict, context: BaseContext, deps: Deps, task: Any, thoug
     """Record the Finish step, score the answer when the gold one is known, and go on
     to reflection (or end, with reflection off)."""
     step = {"thought": thought, "action": FINISH, "argument": answer, "observation": ""}
-    instance = deps.backend.instance(state.get("instance"), state.get("question", ""))
-    scored = await asyncio.to_thread(lambda: score(task, answer, instance))
+    names = tool_names((await task_and_tools(context, deps))[1])
+    result, env_state = await asyncio.to_thread(
+        lambda: deps.backend.step(task, names, state.get("env_state"), Action(FINISH, answer))
+    )
+    scored = result.info.get("score")
     update = {
         "trajectory": [*state.get("trajectory", []), step],
+        "env_state": env_state,
         "answer": answer,
         "score": scored,
         "reward": scored.get("reward") if scored else None,
@@ -350,14 +354,19 @@ async def finish(state: dict, context: BaseContext, deps: Deps, task: Any, thoug
     return Command(goto=reflect_node, update=update)
 
 
-def after_reflection(state: dict, context: BaseContext, thought: str, verdict: str | None, usage: dict,
-                     retry: str) -> Command:
-    """End on ``right``; on ``wrong`` retry while retries and steps are left. An
+async def after_reflection(state: dict, context: BaseContext, deps: Deps, thought: str, verdict: str | None,
+                           usage: dict, retry: str) -> Command:
+    """Record the verdict in the environment (``Reflect[wrong]`` reopens the episode)
+    and end on ``right``; on ``wrong`` retry while retries and steps are left. An
     unreadable verdict records no reflection and lets the answer stand."""
     if verdict is None:
         return halt("finish", {"usage": usage})
+    task, tools = await task_and_tools(context, deps)
+    _, env_state = await asyncio.to_thread(
+        lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), Action(REFLECT, verdict))
+    )
     reflections = [*state.get("reflections", []), {"thought": thought, "verdict": verdict}]
-    update = {"reflections": reflections, "usage": usage}
+    update = {"reflections": reflections, "usage": usage, "env_state": env_state}
     if verdict == "right":
         return halt("finish", update)
     wrong = sum(1 for r in reflections if r["verdict"] == "wrong")

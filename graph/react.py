@@ -93,7 +93,7 @@ async def reflect(state: dict, context: BaseContext, deps: Deps):
     if over_budget(messages, usage, context, deps, ROLE):
         return halt("finish")  # the answer stands; there is no room left to judge it
     thought, verdict, usage = await ask_reflection(context, deps, ROLE, "reflect", messages, usage)
-    return after_reflection(state, context, thought, verdict, usage, retry="act")
+    return await after_reflection(state, context, deps, thought, verdict, usage, retry="act")
 
 
 def build_react_graph(

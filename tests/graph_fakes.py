@@ -8,6 +8,7 @@ tested without a corpus index or a model server.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import Tool
 
+from autoact.actions import Action, parse_action
 from autoact.graph.environment import Backend
 
 
@@ -105,28 +107,43 @@ class FakeTask:
 
 
 class FakeEnv:
-    """Retrieve[page] and Lookup[keyword] over PAGES, with a JSON snapshot."""
+    """Retrieve[page] and Lookup[keyword] over PAGES, Finish scored by the task and
+    Reflect recorded, with a JSON snapshot."""
 
     def __init__(self, task: FakeTask, tool_names: list[str]):
         self.task, self.tool_names = task, list(tool_names)
-        self.state: dict[str, Any] = {"page": None, "seen": {}, "steps": 0}
+        self.state: dict[str, Any] = self._fresh(None)
+
+    @staticmethod
+    def _fresh(instance: dict | None) -> dict[str, Any]:
+        return {"page": None, "seen": {}, "steps": 0, "instance": instance, "answer": None, "verdicts": []}
 
     def reset(self, instance: FakeInstance) -> str:
-        self.state = {"page": None, "seen": {}, "steps": 0}
+        self.state = self._fresh(dataclasses.asdict(instance))
         return instance.question
 
     def get_state(self) -> dict:
-        return {"page": self.state["page"], "seen": dict(self.state["seen"]), "steps": self.state["steps"]}
+        return {**self.state, "seen": dict(self.state["seen"]), "verdicts": list(self.state["verdicts"])}
 
     def set_state(self, state: dict) -> None:
-        self.state = {"page": state["page"], "seen": dict(state["seen"]), "steps": state["steps"]}
+        self.state = {**state, "seen": dict(state["seen"]), "verdicts": list(state["verdicts"])}
 
-    def step(self, action: str) -> StepResult:
+    def step(self, text: str) -> StepResult:
+        return self.act(parse_action(text))
+
+    def act(self, action: Action) -> StepResult:
         self.state["steps"] += 1
-        match = re.fullmatch(r"(\w+)\[(.*)\]", action.strip(), re.S)
-        if not match or match.group(1) not in self.tool_names:
-            return StepResult(f"Invalid action {action!r}.", 0.0, False, {})
-        name, arg = match.groups()
+        name, arg = action.name, action.argument
+        if name == "Finish":
+            self.state["answer"] = arg
+            instance = FakeInstance(**self.state["instance"])
+            score = self.task.score(arg, instance) if instance.answer else None
+            return StepResult(f"Finished: {arg}", score["reward"] if score else None, True, {"score": score})
+        if name == "Reflect":
+            self.state["verdicts"].append(arg)
+            return StepResult(f"Reflection: {arg}", 0.0, arg == "right", {"verdict": arg})
+        if name not in self.tool_names:
+            return StepResult(f"Invalid action {name}[{arg}].", 0.0, False, {})
         if name == "Retrieve":
             if arg in PAGES:
                 self.state["page"] = arg

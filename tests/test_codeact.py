@@ -4,6 +4,8 @@ the real sandbox; and the CodeAct prompt's format, both ways."""
 from __future__ import annotations
 
 
+from types import SimpleNamespace
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from pydantic import ValidationError
@@ -200,11 +202,11 @@ class RecordingBackend:
         self.actions: list[str] = []
 
     def step(self, task, tool_names, env_state, action):
-        self.actions.append(action)
-        return f"answer to {action}", {"steps": len(self.actions)}
+        self.actions.append(str(action))
+        return SimpleNamespace(observation=f"answer to {action}"), {"steps": len(self.actions)}
 
 
-def test_bridged_functions_send_text_actions():
+def test_bridged_functions_send_tool_actions():
     backend, answer = RecordingBackend(), Answer()
     tools = bridged_tools(FakeTask(), ["Retrieve", "Lookup", "Search", "Image2Text", "Calculator"], {}, backend, answer)
     assert sorted(tools) == ["finish", "image2text", "lookup", "retrieve", "search"]  # no calculator

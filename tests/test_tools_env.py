@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from autoact.actions import Action
 from autoact.tools.env import TaskEnv
 from autoact.tools.sandbox import SandboxLimits
 from autoact.tools.tasks import TaskInstance, load_task
@@ -134,3 +135,15 @@ def test_step_before_reset_and_unknown_tools(task, tmp_path):
     assert env.step("Retrieve[x]").info["error"] == "no-episode"
     with pytest.raises(ValueError, match="unknown tools"):
         TaskEnv(task, ["Teleport"])
+
+
+def test_act_takes_an_action_already_read(env, task):
+    """The graphs hand over the action they parsed: no second reading of its text, so
+    an argument with brackets of its own reaches the tool whole."""
+    env.reset("demo-005")
+    calculated = env.act(Action("Python", "print([1, 2][1])"))
+    assert calculated.observation.strip() == "2" and not calculated.done
+    unknown = env.act(Action("Calculator", "1+1"))  # not among this environment's tools
+    assert unknown.info["error"] == "unknown-action"
+    final = env.act(Action("finish", "Ida Brann"))  # a name in any case, as the parser forgives
+    assert final.done and final.reward == 1.0 and env.steps == 3

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoact.actions import ENV_ACTIONS, FINISH, REFLECT, VERDICTS, ActionError, parse_action
+from autoact.actions import (
+    ENV_ACTIONS, FINISH, REFLECT, VERDICTS, Action, ActionError, canonical_action, parse_action,
+)
 from autoact.tools.library import EpisodeContext, tool_library
 from autoact.tools.library import tool_names as registered_tools
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits
@@ -97,39 +99,52 @@ class TaskEnv:
                           {"error": kind, "valid_actions": self.valid_actions, "step": self.steps})
 
     def step(self, action_text: str) -> StepResult:
+        """Read ``Name[argument]`` written by an agent and :meth:`act` on it."""
         if self.instance is None:
             return StepResult("No question is loaded: call reset() first.", None, True, {"error": "no-episode"})
-        self.steps += 1
         try:
             action = parse_action(action_text, valid=self._action_names())
         except ActionError as exc:
+            self.steps += 1
             return self._invalid(exc.message, exc.kind)
         except Exception as exc:  # noqa: BLE001 - never end the run on agent text
+            self.steps += 1
             return self._invalid(f"could not read the action ({exc})", "parse-failure")
+        return self.act(action)
 
-        if action.name == REFLECT:
+    def act(self, action: Action) -> StepResult:
+        """One step with an action already read (the graphs parse the model's text once
+        and hand the action over): a tool call, ``Finish`` or ``Reflect``."""
+        if self.instance is None:
+            return StepResult("No question is loaded: call reset() first.", None, True, {"error": "no-episode"})
+        self.steps += 1
+        name = canonical_action(action.name, self._action_names())
+        if name is None:
+            return self._invalid(f"Unknown action {action.name!r}", "unknown-action")
+        if name == REFLECT:
             return self._reflect(action.argument)
         if self.finished:
             return StepResult(
                 f"The episode is finished with the answer {self.answer!r}; only {ENV_ACTIONS[REFLECT]} is accepted now.",
                 self.reward, True, {"error": "finished", "step": self.steps},
             )
-        if action.name == FINISH:
+        if name == FINISH:
             return self._finish(action.argument)
         try:
-            observation = str(self.tools[action.name].invoke(action.argument))
+            observation = str(self.tools[name].invoke(action.argument))
         except Exception as exc:  # noqa: BLE001 - a tool failure is an observation
-            log.warning("tool %s failed on %r: %s", action.name, action.argument, exc)
-            observation = f"{action.name} failed: {type(exc).__name__}: {exc}"
-            return StepResult(observation, 0.0, False, {"tool": action.name, "error": "tool-error", "step": self.steps})
-        return StepResult(observation, 0.0, False, {"tool": action.name, "argument": action.argument, "step": self.steps})
+            log.warning("tool %s failed on %r: %s", name, action.argument, exc)
+            observation = f"{name} failed: {type(exc).__name__}: {exc}"
+            return StepResult(observation, 0.0, False, {"tool": name, "error": "tool-error", "step": self.steps})
+        return StepResult(observation, 0.0, False, {"tool": name, "argument": action.argument, "step": self.steps})
 
     def _finish(self, answer: str) -> StepResult:
         self.finished = self.done = True
         self.answer = answer
         if self.instance.has_gold:
-            self.score = self.task.score(answer, self.instance)
-            self.reward = float(self.score["reward"])
+            scores = self.task.score(answer, self.instance)
+            self.score = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
+            self.reward = self.score["reward"]
         else:
             self.score, self.reward = None, None
         info = {"answer": answer, "score": self.score, "gold": self.instance.answer, "step": self.steps}
