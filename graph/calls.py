@@ -25,9 +25,7 @@ from langchain_core.runnables import ensure_config
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from langgraph.runtime import Runtime
 
-from autoact.prompts.builders import PREFILLS, STOP_SEQUENCES
-from autoact.prompts.transcript import OPENINGS
-from autoact.prompts.transcript import STOPS as TRANSCRIPT_STOPS
+from autoact.prompts.kinds import KINDS
 
 from .context import BaseContext
 from .environment import Backend
@@ -46,7 +44,7 @@ class ModelCall:
     kind: str
     messages: list[dict[str, str]] | str
     max_tokens: int | None = None
-    prefill: str | None = None  # None: the kind's prefill (builders.PREFILLS / transcript.OPENINGS)
+    prefill: str | None = None  # None: the kind's (prompts.kinds: chat_prefill / opening)
     guide: str | None = None
 
     @property
@@ -98,11 +96,11 @@ def _prepare(call: ModelCall, context: BaseContext, deps: Deps):
     if call.transcript:
         return _prepare_transcript(call, context, deps)
     model = deps.models.get(call.role, context)
-    kwargs = deps.models.call_kwargs(call.role, context, STOP_SEQUENCES[call.kind], call.max_tokens)
+    kwargs = deps.models.call_kwargs(call.role, context, list(KINDS[call.kind].chat_stops), call.max_tokens)
     messages = convert_to_messages(call.messages)
     prefill = None
     if context.prefill and deps.models.continues_prefills(call.role):
-        prefill = call.prefill if call.prefill is not None else PREFILLS.get(call.kind)
+        prefill = call.prefill if call.prefill is not None else KINDS[call.kind].chat_prefill
     extra = dict(getattr(model, "extra_body", None) or {})
     if prefill:
         messages.append(AIMessage(content=prefill))
@@ -116,8 +114,9 @@ def _prepare(call: ModelCall, context: BaseContext, deps: Deps):
 
 def _prepare_transcript(call: ModelCall, context: BaseContext, deps: Deps):
     model = deps.models.get_completion(call.role, context)
-    kwargs = deps.models.call_kwargs(call.role, context, TRANSCRIPT_STOPS[call.kind], call.max_tokens)
-    opening = OPENINGS[call.kind]
+    kind = KINDS[call.kind]
+    kwargs = deps.models.call_kwargs(call.role, context, list(kind.transcript_stops), call.max_tokens)
+    opening = kind.opening
     prompt = call.messages
     if call.prefill is not None:
         if not prompt.endswith(opening):

@@ -33,9 +33,9 @@ from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
     after_reflection,
-    agent_prompt,
     ask_reflection,
     ask_step,
+    begin_turn,
     choices_of,
     execute_logic,
     finalize_logic,
@@ -43,12 +43,10 @@ from .nodes import (
     finish_forced,
     halt,
     invalid_step,
-    over_budget,
     prompt_chars,
     record_usage,
     response_text,
     start_logic,
-    task_and_tools,
     tool_names,
 )
 from .parsing import ParsedStep, parse_argument, parse_bracketed_argument, parse_plan, parse_subgoals
@@ -76,23 +74,18 @@ def _next_subgoal_node(context: BaseContext) -> str:
 
 async def plan(state: dict, context: BaseContext, deps: Deps):
     """Iterative planning: the next thought and action name."""
-    steps, reflections = state.get("trajectory", []), state.get("reflections", [])
-    if len(steps) >= context.max_steps:
-        return halt("max_steps")
-    task, tools = await task_and_tools(context, deps)
-    messages = await agent_prompt("plan", "plan", context, deps, task, tools, state["question"], steps, reflections)
-    usage = state.get("usage", {})
-    if over_budget(messages, usage, context, deps, "plan"):
-        return halt("context")
-    names = builders.action_names(tools)
+    turn = await begin_turn(state, context, deps, "plan")
+    if isinstance(turn, Command):
+        return turn
+    offered = [] if finish_forced(context, state.get("trajectory", [])) else tool_names(turn.tools)
     parsed, usage = await ask_step(
-        context, deps, "plan", "plan", messages, usage, lambda t: parse_plan(t, names),
-        guide=guides.plan_step([] if finish_forced(context, steps) else tool_names(tools)),
+        context, deps, "plan", "plan", turn.prompt, turn.usage, lambda t: parse_plan(t, turn.names),
+        guide=guides.plan_step(offered),
     )
     if parsed is None:
         return halt("context", {"usage": usage})
     if not parsed.ok:
-        return invalid_step(state, context, parsed, names, usage, "plan", plan_format=True)
+        return invalid_step(state, context, parsed, turn.names, usage, "plan", plan_format=True)
     pending = {"thought": parsed.thought, "action": parsed.action, "argument": "", "observation": ""}
     return Command(goto="tool", update={"pending": pending, "usage": usage})
 
@@ -100,26 +93,21 @@ async def plan(state: dict, context: BaseContext, deps: Deps):
 async def plan_all(state: dict, context: BaseContext, deps: Deps):
     """One-pass planning: every subgoal at once (after Reflect[wrong]: a new plan for
     the rest, seeing the episode so far)."""
-    steps, reflections = state.get("trajectory", []), state.get("reflections", [])
-    if len(steps) >= context.max_steps:
-        return halt("max_steps")
-    task, tools = await task_and_tools(context, deps)
-    messages = await agent_prompt("one_pass", "plan", context, deps, task, tools, state["question"], steps, reflections)
-    usage = state.get("usage", {})
     budget = max(context.max_tokens or deps.models.settings.sampling_for("plan").max_tokens, ONE_PASS_MIN_TOKENS)
-    if over_budget(messages, usage, context, deps, "plan", max_tokens=budget):
-        return halt("context")
-    response = await ask_model(context, deps, "plan", "one_pass", messages, max_tokens=budget)
+    turn = await begin_turn(state, context, deps, "one_pass", max_tokens=budget)
+    if isinstance(turn, Command):
+        return turn
+    response = await ask_model(context, deps, "plan", "one_pass", turn.prompt, max_tokens=budget)
     if isinstance(response, ContextOverflow):
         return halt("context")
-    usage = record_usage(usage, "plan", response, prompt_chars(messages))
-    names = builders.action_names(tools)
+    usage = record_usage(turn.usage, "plan", response, prompt_chars(turn.prompt))
     text = response_text(response)
-    subgoals = [{"thought": t, "action": a} for t, a in parse_subgoals(text, names)]
+    subgoals = [{"thought": t, "action": a} for t, a in parse_subgoals(text, turn.names)]
     if not subgoals:
         thought = text.splitlines()[0].strip() if text else ""
         return invalid_step(
-            state, context, ParsedStep(thought=thought, error="no_action"), names, usage, "plan_all", plan_format=True
+            state, context, ParsedStep(thought=thought, error="no_action"), turn.names, usage, "plan_all",
+            plan_format=True,
         )
     if subgoals[-1]["action"] != FINISH:
         subgoals.append({"thought": builders.fragment("finish_subgoal"), "action": FINISH})
@@ -141,32 +129,27 @@ async def tool(state: dict, context: BaseContext, deps: Deps):
     pending = state.get("pending")
     if not pending:
         raise RuntimeError("tool reached without a pending action")
-    task, tools = await task_and_tools(context, deps)
-    steps, reflections = state.get("trajectory", []), state.get("reflections", [])
-    messages = await agent_prompt(
-        "tool", "tool", context, deps, task, tools, state["question"], steps, reflections,
-        thought=pending["thought"], action=pending["action"],
-    )
-    usage = state.get("usage", {})
-    if over_budget(messages, usage, context, deps, "tool"):
-        return halt("context")
+    turn = await begin_turn(state, context, deps, "tool", step_limit=False,
+                            thought=pending["thought"], action=pending["action"])
+    if isinstance(turn, Command):
+        return turn
+    transcript = isinstance(turn.prompt, str)
     # the guide ends with the closing bracket the transcript prompt opened
-    guide = guides.tool_argument(pending["action"], choices_of(state)) if isinstance(messages, str) else None
-    response = await ask_model(context, deps, "tool", "tool", messages, guide=guide)
+    guide = guides.tool_argument(pending["action"], choices_of(state)) if transcript else None
+    response = await ask_model(context, deps, "tool", "tool", turn.prompt, guide=guide)
     if isinstance(response, ContextOverflow):
         return halt("context")
-    usage = record_usage(usage, "tool", response, prompt_chars(messages))
+    usage = record_usage(turn.usage, "tool", response, prompt_chars(turn.prompt))
     text = response_text(response)
-    argument = parse_bracketed_argument(text) if isinstance(messages, str) else parse_argument(text, pending["action"])
+    argument = parse_bracketed_argument(text) if transcript else parse_argument(text, pending["action"])
     if not argument:
         parsed = ParsedStep(pending["thought"], pending["action"], "", error="empty_argument")
-        names = builders.action_names(tools)
         return invalid_step(
-            state, context, parsed, names, usage, _next_subgoal_node(context),
-            usage_text=builders.usage_of(pending["action"], tools),
+            state, context, parsed, turn.names, usage, _next_subgoal_node(context),
+            usage_text=builders.usage_of(pending["action"], turn.tools),
         )
     if pending["action"] == FINISH:
-        return await finish(state, context, deps, task, pending["thought"], argument, usage, "reflect")
+        return await finish(state, context, deps, turn.task, pending["thought"], argument, usage, "reflect")
     return Command(
         goto="execute", update={"pending": {**pending, "argument": argument}, "usage": usage, "invalid_streak": 0}
     )
@@ -174,15 +157,11 @@ async def tool(state: dict, context: BaseContext, deps: Deps):
 
 async def reflect(state: dict, context: BaseContext, deps: Deps):
     """The reflect agent judges the answer of the last Finish step."""
-    task, tools = await task_and_tools(context, deps)
-    messages = await agent_prompt(
-        "reflect", "reflect", context, deps, task, tools, state["question"], state.get("trajectory", []),
-        state.get("reflections", []),
-    )
-    usage = state.get("usage", {})
-    if over_budget(messages, usage, context, deps, "reflect"):
-        return halt("finish")  # the answer stands; there is no room left to judge it
-    thought, verdict, usage = await ask_reflection(context, deps, "reflect", "reflect", messages, usage)
+    # past the budget the answer stands: there is no room left to judge it
+    turn = await begin_turn(state, context, deps, "reflect", step_limit=False, on_overflow="finish")
+    if isinstance(turn, Command):
+        return turn
+    thought, verdict, usage = await ask_reflection(context, deps, "reflect", "reflect", turn.prompt, turn.usage)
     return await after_reflection(state, context, deps, thought, verdict, usage, retry=_planner(context))
 
 

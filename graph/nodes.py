@@ -8,12 +8,14 @@ by :func:`autoact.graph.calls.node`); blocking work runs in a thread.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.types import Command
 
-from autoact.prompts import builders, guides, transcript
+from autoact.prompts import builders, guides
+from autoact.prompts.kinds import KINDS
 from autoact.actions import FINISH, REFLECT, Action
 from autoact.settings import BASE_MODEL_NAME
 from autoact.usage import merge_usage
@@ -68,22 +70,6 @@ def tool_names(tools: list[dict[str, str]]) -> list[str]:
 
 
 # ---- prompts in the context's format ------------------------------------------------------------
-CHAT_BUILDERS = {
-    "react": builders.react_messages,
-    "plan": builders.plan_messages,
-    "tool": builders.tool_messages,
-    "reflect": builders.reflect_messages,
-    "one_pass": builders.one_pass_plan_messages,
-}
-TRANSCRIPT_BUILDERS = {
-    "react": transcript.react_prompt,
-    "plan": transcript.plan_prompt,
-    "tool": transcript.tool_prompt,
-    "reflect": transcript.reflect_prompt,
-    "one_pass": transcript.one_pass_prompt,
-}
-
-
 async def shows_examples(context: BaseContext, deps: Deps, role: str):
     """Whether the role's transcript prompt carries worked examples: by default only
     for the base model (a fine-tuned adapter was trained on prompts without them)."""
@@ -109,13 +95,50 @@ async def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, t
                  question: str, history: list, reflections: list, **extra: Any):
     """The prompt of one agent call: chat messages or a transcript, per the context."""
     if context.prompt_format == "chat":
-        return CHAT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
-                                   obs_chars=context.observation_chars, **extra)
+        return KINDS[kind].chat_prompt(task.description, tools, question, history=history, reflections=reflections,
+                                       obs_chars=context.observation_chars, **extra)
     examples: list = []
     if await shows_examples(context, deps, role):
         examples = await worked_examples(deps, task, tool_names(tools), context.example_source)
-    return TRANSCRIPT_BUILDERS[kind](task.description, tools, question, history=history, reflections=reflections,
-                                     examples=examples, obs_chars=context.observation_chars, **extra)
+    return KINDS[kind].transcript_prompt(task.description, tools, question, history=history, reflections=reflections,
+                                         examples=examples, obs_chars=context.observation_chars, **extra)
+
+
+@dataclass
+class Turn:
+    """What an agent node holds before its model call: the task, the offered tools
+    (``{name, description, usage}``), the prompt and the episode's usage so far."""
+
+    task: Any
+    tools: list[dict[str, str]]
+    prompt: list[dict[str, str]] | str
+    usage: dict
+
+    @property
+    def names(self) -> list[str]:
+        """The valid action names: the tools and Finish."""
+        return builders.action_names(self.tools)
+
+
+async def begin_turn(state: dict, context: BaseContext, deps: Deps, kind: str, *, role: str | None = None,
+                     step_limit: bool = True, on_overflow: str = "context", max_tokens: int | None = None,
+                     **extra: Any) -> Turn | Command:
+    """The prelude every agent node shares: the step limit, the task and its tools, the
+    prompt of ``kind`` in the context's format, and the context budget. A halt
+    :class:`Command` (``max_steps``, or ``on_overflow`` when the prompt leaves no room
+    to answer) where the episode cannot go on, else the :class:`Turn`. ``role``: whose
+    model answers (default: the kind's sub-agent); ``extra`` goes to the builder."""
+    steps = state.get("trajectory", [])
+    if step_limit and len(steps) >= context.max_steps:
+        return halt("max_steps")
+    role = role or KINDS[kind].role
+    task, tools = await task_and_tools(context, deps)
+    prompt = await agent_prompt(kind, role, context, deps, task, tools, state["question"], steps,
+                                state.get("reflections", []), **extra)
+    usage = state.get("usage", {})
+    if over_budget(prompt, usage, context, deps, role, max_tokens=max_tokens):
+        return halt(on_overflow)
+    return Turn(task, tools, prompt, usage)
 
 
 def repeated(step: dict) -> bool:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from autoact.actions import CODE_ACTIONS, FINISH, canonical_action, is_code_action
+from autoact.actions import FINISH, canonical_action, is_code_action
 
 # Matched at the start of stripped lines; in each, the whitespace runs are separated
 # by required characters, so none can trade characters with another (see above).

@@ -29,9 +29,9 @@ from .environment import Backend, default_backend
 from .models import ModelResolver
 from .nodes import (
     after_reflection,
-    agent_prompt,
     ask_reflection,
     ask_step,
+    begin_turn,
     choices_of,
     execute_logic,
     finalize_logic,
@@ -39,9 +39,7 @@ from .nodes import (
     finish_forced,
     halt,
     invalid_step,
-    over_budget,
     start_logic,
-    task_and_tools,
     tool_names,
 )
 from .parsing import ParsedStep, parse_react
@@ -54,19 +52,13 @@ ReflectTarget = Literal["act", "finalize"]
 
 
 async def act(state: dict, context: BaseContext, deps: Deps):
-    steps, reflections = state.get("trajectory", []), state.get("reflections", [])
-    if len(steps) >= context.max_steps:
-        return halt("max_steps")
-    task, tools = await task_and_tools(context, deps)
-    messages = await agent_prompt("react", ROLE, context, deps, task, tools, state["question"], steps, reflections)
-    usage = state.get("usage", {})
-    if over_budget(messages, usage, context, deps, ROLE):
-        return halt("context")
-    names = builders.action_names(tools)
-    allowed = [] if finish_forced(context, steps) else tool_names(tools)
+    turn = await begin_turn(state, context, deps, "react", role=ROLE)
+    if isinstance(turn, Command):
+        return turn
+    allowed = [] if finish_forced(context, state.get("trajectory", [])) else tool_names(turn.tools)
     guide = guides.react_step(allowed, choices_of(state))
     parsed, usage = await ask_step(
-        context, deps, ROLE, "react", messages, usage, lambda t: parse_react(t, names), guide=guide
+        context, deps, ROLE, "react", turn.prompt, turn.usage, lambda t: parse_react(t, turn.names), guide=guide
     )
     if parsed is None:
         return halt("context", {"usage": usage})
@@ -74,25 +66,22 @@ async def act(state: dict, context: BaseContext, deps: Deps):
         parsed = ParsedStep(parsed.thought, parsed.action, "", error="empty_argument")
     if not parsed.ok:
         return invalid_step(
-            state, context, parsed, names, usage, "act", usage_text=builders.usage_of(parsed.action, tools)
+            state, context, parsed, turn.names, usage, "act", usage_text=builders.usage_of(parsed.action, turn.tools)
         )
     if parsed.action == FINISH:
-        return await finish(state, context, deps, task, parsed.thought, parsed.argument, usage, "reflect")
+        return await finish(state, context, deps, turn.task, parsed.thought, parsed.argument, usage, "reflect")
     pending = {"thought": parsed.thought, "action": parsed.action, "argument": parsed.argument, "observation": ""}
     return Command(goto="execute", update={"pending": pending, "usage": usage, "invalid_streak": 0})
 
 
 async def reflect(state: dict, context: BaseContext, deps: Deps):
-    task, tools = await task_and_tools(context, deps)
-    messages = await agent_prompt(
-        "react", ROLE, context, deps, task, tools, state["question"], state.get("trajectory", []),
-        state.get("reflections", []), reflect=True,
-        **({"reflection_examples": context.reflection_examples} if context.prompt_format == "transcript" else {}),
-    )
-    usage = state.get("usage", {})
-    if over_budget(messages, usage, context, deps, ROLE):
-        return halt("finish")  # the answer stands; there is no room left to judge it
-    thought, verdict, usage = await ask_reflection(context, deps, ROLE, "reflect", messages, usage)
+    # the ReAct agent judges its own answer in its own prompt; past the budget the answer stands
+    examples = {"reflection_examples": context.reflection_examples} if context.prompt_format == "transcript" else {}
+    turn = await begin_turn(state, context, deps, "react", role=ROLE, step_limit=False, on_overflow="finish",
+                            reflect=True, **examples)
+    if isinstance(turn, Command):
+        return turn
+    thought, verdict, usage = await ask_reflection(context, deps, ROLE, "reflect", turn.prompt, turn.usage)
     return await after_reflection(state, context, deps, thought, verdict, usage, retry="act")
 
 

@@ -41,28 +41,6 @@ QUESTION = "Question:"
 #: context; at ~4 characters a token, eight steps of history stay near 1000 tokens.
 DEFAULT_OBS_CHARS = 400
 
-#: Where generation stops, per kind of call: the model must not write the
-#: observation itself, nor start the next question.
-STOP_SEQUENCES: dict[str, list[str]] = {
-    "react": ["\nObservation", "\nQuestion:"],
-    "plan": ["\nObservation", "\nQuestion:"],
-    "tool": ["\nObservation", "\nThought", "\nAction", "\nQuestion:"],
-    "reflect": ["\nObservation", "\nQuestion:"],
-    "one_pass": ["\nObservation", "\nQuestion:"],
-}
-
-#: The start of the answer the graphs write into the assistant turn before the
-#: model continues it (vLLM's ``continue_final_message``). Every training target
-#: of that kind begins with the same text, so train and infer still see one token
-#: sequence; small base models follow the format far more often with it (on
-#: SmolLM2-135M, 8 of 8 ReAct first steps parsed against 0 of 8 without).
-PREFILLS: dict[str, str] = {
-    "react": THOUGHT,
-    "plan": THOUGHT,
-    "reflect": THOUGHT,
-    "one_pass": "Subgoal 1:",
-}
-
 ToolLike = Any  # a mapping {name, description, usage} or a LangChain tool
 
 

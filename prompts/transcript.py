@@ -35,7 +35,6 @@ from autoact.prompts.builders import (
     DEFAULT_OBS_CHARS,
     FINISH,
     QUESTION,
-    REFLECT,
     THOUGHT,
     PromptError,
     _fill,
@@ -58,16 +57,6 @@ OPENINGS: dict[str, str] = {
     "reflect": THOUGHT,
     "tool": "[",
     "one_pass": "Subgoal 1:",
-}
-
-#: Stop sequences per kind (the model must not write an observation or a new question;
-#: the plan agent stops before the argument, the tool agent after it).
-STOPS: dict[str, list[str]] = {
-    "react": ["\nObservation", "\nQuestion:"],
-    "plan": ["[", "\nObservation", "\nQuestion:"],
-    "tool": ["]", "\n"],
-    "reflect": ["\nObservation", "\nQuestion:", "\nThought:"],
-    "one_pass": ["\nObservation", "\nQuestion:", "\n\n"],
 }
 
 Example = Mapping[str, Any]
@@ -284,6 +273,6 @@ def training_records(
 
 
 __all__ = [
-    "OPENINGS", "STOPS", "continuation", "episode_text", "one_pass_prompt", "plan_prompt", "react_prompt",
+    "OPENINGS", "continuation", "episode_text", "one_pass_prompt", "plan_prompt", "react_prompt",
     "reflect_prompt", "tool_prompt", "training_records",
 ]

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from autoact.graph import build_group_graph
 from autoact.graph.environment import TaskSetupError
 from autoact.prompts import builders
+from autoact.prompts.kinds import KINDS
 from graph_fakes import CONTEXT, FakeTask, GOLD, QUESTION, TOOLS, fake_backend, invoke, scripted, stream
 
 RIGHT = "Thought: The observation says so.\nAction: Reflect[right]"
@@ -71,8 +72,8 @@ def test_retrieve_lookup_finish_reflect_right():
         assert usage[role]["prompt_tokens"] == expected > 0
         assert usage[role]["completion_tokens"] > 0
     # the stop sequences of each kind of call reach the models
-    assert m["tool"].call_kwargs[0]["stop"] == builders.STOP_SEQUENCES["tool"]
-    assert m["plan"].call_kwargs[0]["stop"] == builders.STOP_SEQUENCES["plan"]
+    assert m["tool"].call_kwargs[0]["stop"] == list(KINDS["tool"].chat_stops)
+    assert m["plan"].call_kwargs[0]["stop"] == list(KINDS["plan"].chat_stops)
 
 
 def test_prompts_sent_equal_the_training_records():

@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from autoact.graph import build_react_graph
 from autoact.prompts import builders
+from autoact.prompts.kinds import KINDS
 from graph_fakes import (
     CONTEXT,
     FakeTask,
@@ -57,8 +58,8 @@ def test_retrieve_lookup_finish_reflect_right():
     assert out["reflections"] == [{"thought": "The page says so.", "verdict": "right"}]
     assert isinstance(out["messages"][-1], AIMessage) and out["messages"][-1].content == "Seine"
     assert out["usage"]["meta"]["calls"] == 4 and out["usage"]["meta"]["prompt_tokens"] > 0
-    assert [k["stop"] for k in meta.call_kwargs] == [builders.STOP_SEQUENCES["react"]] * 3 + [
-        builders.STOP_SEQUENCES["reflect"]
+    assert [k["stop"] for k in meta.call_kwargs] == [list(KINDS["react"].chat_stops)] * 3 + [
+        list(KINDS["reflect"].chat_stops)
     ]
     # every prompt is the builder's, and the reflection prompt asks for Reflect[...]
     tools = [TOOLS["Retrieve"], TOOLS["Lookup"]]

@@ -8,6 +8,7 @@ import pytest
 
 from autoact.prompts import builders
 from autoact.prompts.builders import PromptError
+from autoact.prompts.kinds import KINDS
 
 TASK = "Answer questions about places using a small encyclopedia."
 TOOLS = [
@@ -298,5 +299,5 @@ def test_every_target_starts_with_its_prefill():
     kinds = {"plan": "plan", "reflect": "reflect", "react": "react", "one_pass": "one_pass"}
     for agent, kind in kinds.items():
         for record in records[agent]:
-            assert record["messages"][-1]["content"].startswith(builders.PREFILLS[kind]), record["id"]
-    assert "tool" not in builders.PREFILLS  # the tool agent writes its argument from scratch
+            assert record["messages"][-1]["content"].startswith(KINDS[kind].chat_prefill), record["id"]
+    assert KINDS["tool"].chat_prefill is None  # the tool agent writes its argument from scratch
