@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langchain_core.retrievers import BaseRetriever
+
 from autoact.actions import (
     ENV_ACTIONS, FINISH, REFLECT, VERDICTS, Action, ActionError, canonical_action, parse_action,
 )
@@ -48,6 +50,7 @@ class TaskEnv:
         search_mode: str = "bm25",
         top_k: int = 3,
         sandbox_limits: SandboxLimits | None = None,
+        retriever: BaseRetriever | None = None,
     ):
         names = list(task.default_tools if tool_names is None else tool_names)
         unknown = [n for n in names if n not in registered_tools()]
@@ -56,7 +59,8 @@ class TaskEnv:
         self.task = task
         self.tool_names = list(dict.fromkeys(names))
         self.context = EpisodeContext(python=PythonSandbox(sandbox_limits))
-        library = tool_library(task, self.context, home=home, search_mode=search_mode, top_k=top_k)
+        library = tool_library(task, self.context, home=home, search_mode=search_mode, top_k=top_k,
+                               retriever=retriever)
         self.tools = {n: library[n] for n in self.tool_names}
         self.instance: TaskInstance | None = None
         self._clear()

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoact.actions import ENV_ACTIONS
 from autoact.prompts.codeact import CODE
 from autoact.tools.calculator import calculate
-from autoact.tools.corpus import Corpus, fold
-from autoact.tools.index import SEARCH_MODES, get_index
+from autoact.tools.corpus import Corpus, Paragraph, fold
+from autoact.tools.index import SEARCH_MODES
+from autoact.tools.retriever import CorpusRetriever, document_paragraph
 from autoact.tools.sandbox import PythonSandbox, SandboxLimits
 from autoact.tools.tasks import Task, TaskInstance
 
@@ -42,6 +44,8 @@ class EpisodeContext:
 
     instance: TaskInstance | None = None
     page: str | None = None  # title of the last retrieved paragraph
+    # that paragraph when it came from a retriever and is not in the corpus (for Lookup)
+    page_record: dict[str, Any] | None = None
     lookup_keyword: str | None = None
     lookup_index: int = 0
     python: PythonSandbox = field(default_factory=PythonSandbox)
@@ -49,6 +53,7 @@ class EpisodeContext:
     def reset(self, instance: TaskInstance | None) -> None:
         self.instance = instance
         self.page = None
+        self.page_record = None
         self.lookup_keyword = None
         self.lookup_index = 0
         self.python.reset()
@@ -56,6 +61,7 @@ class EpisodeContext:
     def get_state(self) -> dict[str, Any]:
         return {
             "page": self.page,
+            "page_record": self.page_record,
             "lookup_keyword": self.lookup_keyword,
             "lookup_index": self.lookup_index,
             "python": self.python.get_state(),
@@ -63,9 +69,24 @@ class EpisodeContext:
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.page = state.get("page")
+        self.page_record = state.get("page_record")
         self.lookup_keyword = state.get("lookup_keyword")
         self.lookup_index = int(state.get("lookup_index") or 0)
         self.python.set_state(state.get("python") or {})
+
+    def read(self, paragraph: Paragraph, corpus: Corpus) -> None:
+        """``paragraph`` becomes the page that Lookup searches."""
+        self.page = paragraph.title
+        self.page_record = None if corpus.get(paragraph.title) is not None else paragraph.to_dict()
+        self.lookup_keyword = None
+        self.lookup_index = 0
+
+    def current_page(self, corpus: Corpus) -> Paragraph | None:
+        if self.page is None:
+            return None
+        if self.page_record is not None:
+            return Paragraph.from_record(self.page_record)
+        return corpus.get(self.page)
 
 
 class _Argument(BaseModel):
@@ -95,22 +116,29 @@ class RetrieveTool(ActionTool):
         "Use it to read about an entity named in the question."
     )
     max_sentences: int = 8
+    #: Another source of pages (its first document for the entity); None: the corpus by title.
+    retriever: BaseRetriever | None = None
 
     def act(self, argument: str) -> str:
+        if self.retriever is not None:
+            documents = self.retriever.invoke(argument)
+            if not documents:
+                return f"Could not find [{argument}]."
+            return self._read(document_paragraph(documents[0], argument))
         if not len(self.corpus):
             return "The corpus is empty: there is nothing to retrieve."
         match = self.corpus.find(argument)
         if match is None:
             similar = self.corpus.similar_titles(argument, k=5)
             return f"Could not find [{argument}]. Similar: {similar}."
-        paragraph = match.paragraph
-        self.context.page = paragraph.title
-        self.context.lookup_keyword = None
-        self.context.lookup_index = 0
-        text = " ".join(paragraph.sentences[: self.max_sentences])
+        text = self._read(match.paragraph)
         if match.how in ("base-title", "fuzzy"):
-            return f"(Closest title: {paragraph.title}) {text}"
+            return f"(Closest title: {match.paragraph.title}) {text}"
         return text
+
+    def _read(self, paragraph: Paragraph) -> str:
+        self.context.read(paragraph, self.corpus)
+        return " ".join(paragraph.sentences[: self.max_sentences])
 
 
 class LookupTool(ActionTool):
@@ -123,7 +151,7 @@ class LookupTool(ActionTool):
 
     def act(self, argument: str) -> str:
         ctx = self.context
-        paragraph = self.corpus.get(ctx.page) if ctx.page else None
+        paragraph = ctx.current_page(self.corpus)
         if paragraph is None:
             return "No paragraph has been retrieved yet. Use Retrieve[entity] first, then Lookup[keyword]."
         key = fold(argument)
@@ -147,23 +175,25 @@ class SearchTool(ActionTool):
     mode: str = "bm25"
     top_k: int = 3
     max_chars: int = 300
+    #: Any LangChain retriever; None: the corpus's own index (:class:`CorpusRetriever`).
+    retriever: BaseRetriever | None = None
 
     def act(self, argument: str) -> str:
-        if not len(self.corpus):
-            return "The corpus is empty: there is nothing to search."
-        hits = get_index(self.corpus, self.home).search(argument, k=self.top_k, mode=self.mode)
-        if not hits:
+        retriever = self.retriever
+        if retriever is None:
+            if not len(self.corpus):
+                return "The corpus is empty: there is nothing to search."
+            retriever = CorpusRetriever(corpus=self.corpus, home=self.home, mode=self.mode, k=self.top_k)
+        pages = [document_paragraph(d) for d in retriever.invoke(argument)[: self.top_k]]
+        if not pages:
             return f"No paragraph matches [{argument}]. Try other words, or Retrieve[entity]."
-        # Lookup works on the best hit, as after Retrieve.
-        self.context.page = hits[0].paragraph.title
-        self.context.lookup_keyword = None
-        self.context.lookup_index = 0
+        self.context.read(pages[0], self.corpus)  # Lookup works on the best hit, as after Retrieve
         lines = []
-        for n, hit in enumerate(hits, 1):
-            text = hit.paragraph.text
+        for n, page in enumerate(pages, 1):
+            text = page.text
             if len(text) > self.max_chars:
                 text = text[: self.max_chars].rsplit(" ", 1)[0] + " …"
-            lines.append(f"[{n}] {hit.paragraph.title}: {text}")
+            lines.append(f"[{n}] {page.title}: {text}")
         return "\n".join(lines)
 
 
@@ -225,6 +255,7 @@ class LibraryOptions:
     home: Path | None = None
     search_mode: str = "bm25"
     top_k: int = 3
+    retriever: BaseRetriever | None = None  # backs Retrieve and Search; None: the corpus
 
 
 @dataclass(frozen=True)
@@ -279,11 +310,16 @@ def information_tools() -> tuple[str, ...]:
 
 
 def _search_options(options: LibraryOptions) -> dict[str, Any]:
-    return {"home": options.home, "mode": options.search_mode, "top_k": options.top_k}
+    return {"home": options.home, "mode": options.search_mode, "top_k": options.top_k,
+            "retriever": options.retriever}
+
+
+def _retrieve_options(options: LibraryOptions) -> dict[str, Any]:
+    return {"retriever": options.retriever}
 
 
 for _spec in (
-    ToolSpec("Retrieve", RetrieveTool, "Retrieve[entity]", "Retrieve[Velmora]", INFORMATION),
+    ToolSpec("Retrieve", RetrieveTool, "Retrieve[entity]", "Retrieve[Velmora]", INFORMATION, _retrieve_options),
     ToolSpec("Lookup", LookupTool, "Lookup[keyword]", "Lookup[founded]", INFORMATION),
     ToolSpec("Search", SearchTool, "Search[query]", "Search[lighthouse built in 1802]", INFORMATION, _search_options),
     ToolSpec("Calculator", CalculatorTool, "Calculator[expression]", "Calculator[(1877 - 1802) / 5]", COMPUTATION),
@@ -301,15 +337,18 @@ def tool_library(
     search_mode: str = "bm25",
     top_k: int = 3,
     sandbox_limits: SandboxLimits | None = None,
+    retriever: BaseRetriever | None = None,
 ) -> dict[str, BaseTool]:
-    """Every registered tool for ``task``, sharing one episode context (a new one if not given)."""
+    """Every registered tool for ``task``, sharing one episode context (a new one if not
+    given). ``retriever``: any LangChain retriever to back Retrieve and Search instead of
+    the task's corpus."""
     if search_mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {search_mode!r}; choose one of {', '.join(SEARCH_MODES)}")
     if context is None:
         context = EpisodeContext(python=PythonSandbox(sandbox_limits))
     elif sandbox_limits is not None:
         context.python.limits = sandbox_limits
-    options = LibraryOptions(Path(home) if home else None, search_mode, top_k)
+    options = LibraryOptions(Path(home) if home else None, search_mode, top_k, retriever)
     return {
         name: spec.cls(
             name=name,  # the registered name, whatever the class's default
