@@ -37,6 +37,7 @@ from autoact.finetune.masking import MaskedCompletionCollator, encode_records, s
 from autoact.finetune.records import AGENTS, agent_data_file, read_jsonl
 from autoact.finetune.train import load_peft_model, load_tokenizer, train_adapter
 from autoact.modelhub import resolve_model
+from autoact.prompts.records import training_records
 from autoact.settings import Settings
 
 # (person, place, field) facts for synthetic trajectories when no run data is given
@@ -51,10 +52,6 @@ FACTS = [
 
 def synthetic_records(n: int) -> list[dict]:
     """Records of all three agents, built by the product's builder from made-up episodes."""
-    try:
-        from autoact.prompts.builders import training_records
-    except ImportError as exc:
-        raise SystemExit(f"no data given and the record builder is unavailable ({exc}); pass --run or --data")
     tools = [
         {"name": "Retrieve", "description": "Retrieve the page of an entity from the corpus.", "usage": "Retrieve[entity]"},
         {"name": "Lookup", "description": "The next sentence with the keyword in the last page.", "usage": "Lookup[keyword]"},
@@ -73,7 +70,7 @@ def synthetic_records(n: int) -> list[dict]:
         cut = training_records(steps, "Answer questions about people and places.", tools,
                                f"In which place was the {field} pioneer {person} born?",
                                [{"thought": f"The page says {person} was born in {place}.", "verdict": "right"}],
-                               record_id=f"bench-{i}")
+                               record_id=f"bench-{i}", prompt_format="chat")
         for agent in AGENTS:
             records.extend(cut[agent])
         i += 1

@@ -6,9 +6,10 @@ output format, one worked example from ``examples.yaml``) and a user message wit
 the question and the episode so far rendered as ``Thought:`` / ``Action:
 Name[argument]`` / ``Observation:`` lines.
 
-The graphs call these functions at every model call, and :func:`training_records`
-calls the very same functions to cut a finished trajectory into supervised records,
-so the prompt a sub-agent is trained on is byte for byte the prompt it sees.
+The graphs call these functions at every model call (chat format), and
+:mod:`autoact.prompts.records` calls the very same functions to cut a finished
+trajectory into supervised records, so the prompt a sub-agent is trained on is byte
+for byte the prompt it sees.
 
 Episode data (see ``autoact.graph.state``): a step is a mapping with ``thought``,
 ``action`` (a tool name or ``Finish``), ``argument`` and ``observation``; a
@@ -27,7 +28,6 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from autoact.actions import FINISH, REFLECT, VERDICTS, format_action
-from autoact.settings import AGENTS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 
@@ -154,10 +154,6 @@ def plan_target(thought: str, action: str) -> str:
     return f"{THOUGHT} {one_line(thought)}\n{ACTION} {action}"
 
 
-def react_target(step: Mapping[str, Any]) -> str:
-    return f"{THOUGHT} {one_line(step['thought'])}\n{ACTION} {format_action(step['action'], one_line(step['argument']))}"
-
-
 def reflection_target(reflection: Mapping[str, Any]) -> str:
     verdict = reflection["verdict"]
     if verdict not in VERDICTS:
@@ -172,7 +168,7 @@ def subgoal_lines(subgoals: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _check_step(step: Mapping[str, Any]) -> None:
+def check_step(step: Mapping[str, Any]) -> None:
     missing = [k for k in ("thought", "action", "argument") if k not in step]
     if missing:
         raise PromptError(f"a step needs thought, action and argument; {missing} missing in {dict(step)!r}")
@@ -189,7 +185,7 @@ def render_history(
     lines: list[str] = []
     pending = list(reflections)
     for step in steps:
-        _check_step(step)
+        check_step(step)
         lines.append(f"{THOUGHT} {one_line(step['thought'])}")
         lines.append(f"{ACTION} {format_action(step['action'], one_line(step['argument']))}")
         if step["action"] == FINISH:
@@ -203,11 +199,6 @@ def render_history(
     if pending:
         raise PromptError(f"{len(pending)} reflection(s) without a Finish step to follow")
     return "\n".join(lines)
-
-
-def _reflections_before(steps: Sequence[Mapping[str, Any]], reflections: Sequence[Mapping[str, Any]]):
-    finishes = sum(1 for s in steps if s["action"] == FINISH)
-    return list(reflections[:finishes])
 
 
 # ---- worked examples ----------------------------------------------------------------
@@ -410,98 +401,3 @@ def one_pass_plan_messages(
         ),
     )
     return _messages(system, _one_pass_user(question, history, reflections, obs_chars))
-
-
-# ---- trajectory -> training records ------------------------------------------------------
-def training_points(
-    trajectory: Sequence[Mapping[str, Any]], tools: Sequence[ToolLike], reflections: Sequence[Mapping[str, Any]] = ()
-):
-    """The points of a finished trajectory that become training records, in order:
-    ``("step", i, history, reflections before, step)`` for every valid step i, then
-    ``("reflection", j, history up to the j-th Finish, reflections before, reflection)``.
-    Steps the graph recorded as invalid (unknown action) stay in later histories but
-    are no point of their own. Shared by both prompt formats' record cutters."""
-    steps = list(trajectory)
-    for step in steps:
-        _check_step(step)
-    valid = set(action_names(tools))
-    finishes = [i for i, s in enumerate(steps) if s["action"] == FINISH]
-    if len(reflections) > len(finishes):
-        raise PromptError(f"{len(reflections)} reflections but only {len(finishes)} Finish steps")
-    for i, step in enumerate(steps):
-        if step["action"] in valid:
-            yield "step", i, steps[:i], _reflections_before(steps[:i], reflections), step
-    for j, (reflection, f) in enumerate(zip(reflections, finishes)):
-        yield "reflection", j, steps[: f + 1], list(reflections[:j]), reflection
-
-
-def training_records(
-    trajectory: Sequence[Mapping[str, Any]],
-    task_description: str,
-    tools: Sequence[ToolLike],
-    question: str,
-    reflections: Sequence[Mapping[str, Any]] = (),
-    *,
-    record_id: str = "trajectory",
-    agents: Sequence[str] = AGENTS,
-    obs_chars: int = DEFAULT_OBS_CHARS,
-) -> dict[str, list[dict]]:
-    """Cut a finished trajectory into chat SFT records, one list per agent.
-
-    ``agents`` picks from ``plan``, ``tool``, ``reflect`` (the group), ``react``
-    (the single agent, for the one-agent ablation) and ``one_pass`` (the plan
-    agent's one-pass plan; only for episodes without a retry). For step i:
-
-    * plan: prompt ``plan_messages(history=steps[:i])``, target ``Thought: t_i\\nAction: a_i``;
-    * tool: prompt ``tool_messages(history=steps[:i], t_i, a_i)``, target the argument
-      (for Finish, the answer);
-    * reflect (after the j-th Finish): prompt ``reflect_messages(history up to it)``,
-      target ``Thought: r_j\\nAction: Reflect[verdict_j]``.
-
-    Steps the graph recorded as invalid (unknown action, empty argument) stay in the
-    history of later records but give no record of their own. Record ids are
-    ``{record_id}/{agent}/{index}``; a record is ``{"id", "agent", "messages"}``
-    whose last message is the assistant target.
-    """
-    unknown = set(agents) - {*AGENTS, "react", "one_pass"}
-    if unknown:
-        raise PromptError(f"unknown agents {sorted(unknown)}")
-    steps = list(trajectory)
-    valid = set(action_names(tools))
-    out: dict[str, list[dict]] = {agent: [] for agent in agents}
-
-    def add(agent: str, index: int, prompt: list[dict[str, str]], target: str) -> None:
-        out[agent].append(
-            {
-                "id": f"{record_id}/{agent}/{index}",
-                "agent": "plan" if agent == "one_pass" else agent,
-                "messages": [*prompt, {"role": "assistant", "content": target}],
-            }
-        )
-
-    for kind, index, history, before, item in training_points(steps, tools, reflections):
-        if kind == "step":
-            step = item
-            if "plan" in out:
-                prompt = plan_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
-                add("plan", index, prompt, plan_target(step["thought"], step["action"]))
-            if "react" in out and one_line(step["argument"]):
-                prompt = react_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
-                add("react", index, prompt, react_target(step))
-            if "tool" in out and one_line(step["argument"]):
-                prompt = tool_messages(task_description, tools, question, history, step["thought"], step["action"],
-                                       before, obs_chars=obs_chars)
-                add("tool", index, prompt, one_line(step["argument"]))
-            continue
-        if "reflect" in out:
-            prompt = reflect_messages(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("reflect", index, prompt, reflection_target(item))
-        if "react" in out:
-            prompt = react_messages(task_description, tools, question, history, before, reflect=True, obs_chars=obs_chars)
-            add("react", len(steps) + index, prompt, reflection_target(item))
-
-    if "one_pass" in out and steps and not any(r["verdict"] == "wrong" for r in reflections):
-        if all(s["action"] in valid for s in steps) and steps[-1]["action"] == FINISH:
-            prompt = one_pass_plan_messages(task_description, tools, question, obs_chars=obs_chars)
-            add("one_pass", 0, prompt, subgoal_lines(steps))
-    return out

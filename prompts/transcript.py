@@ -39,16 +39,12 @@ from autoact.prompts.builders import (
     PromptError,
     _fill,
     action_names,
-    format_action,
     fragment,
     one_line,
-    reflection_target,
     render_history,
     render_tools,
     subgoal_lines,
-    training_points,
 )
-from autoact.settings import AGENTS
 
 #: What each kind's prompt ends with: the start of the line the model writes.
 OPENINGS: dict[str, str] = {
@@ -194,85 +190,6 @@ def one_pass_prompt(
     return "\n\n".join([header, *shown, episode]) + "\n" + OPENINGS["one_pass"]
 
 
-# ---- targets ------------------------------------------------------------------------------
-def continuation(kind: str, text: str) -> str:
-    """What the model wrote after the opening, given the whole answer (opening included)."""
-    opening = OPENINGS[kind]
-    return text[len(opening):] if text.startswith(opening) else text
-
-
-def plan_completion(thought: str, action: str) -> str:
-    return f" {one_line(thought)}\n{ACTION} {action}"
-
-
-def react_completion(step: Mapping[str, Any]) -> str:
-    return f" {one_line(step['thought'])}\n{ACTION} {format_action(step['action'], one_line(step['argument']))}"
-
-
-def tool_completion(argument: str) -> str:
-    return f"{one_line(argument)}]"
-
-
-def reflect_completion(reflection: Mapping[str, Any]) -> str:
-    return continuation("reflect", reflection_target(reflection))
-
-
-# ---- trajectory -> training records ------------------------------------------------------
-def training_records(
-    trajectory: Sequence[Mapping[str, Any]],
-    task_description: str,
-    tools: Sequence[Any],
-    question: str,
-    reflections: Sequence[Mapping[str, Any]] = (),
-    *,
-    record_id: str = "trajectory",
-    agents: Sequence[str] = AGENTS,
-    obs_chars: int = DEFAULT_OBS_CHARS,
-) -> dict[str, list[dict]]:
-    """Cut a finished trajectory into completion records, one list per agent.
-
-    A record is ``{"id", "agent", "format": "transcript", "prompt", "completion"}``:
-    ``prompt`` is exactly the text the graph sends at inference to a fine-tuned agent
-    (no worked examples), ``completion`` what that agent should write. Agents: plan,
-    tool, reflect, and ``react`` (one agent doing everything, for the one-agent
-    ablation). Steps the graph recorded as invalid stay in the history of later
-    records but give no record of their own.
-    """
-    unknown = set(agents) - {*AGENTS, "react"}
-    if unknown:
-        raise PromptError(f"unknown agents {sorted(unknown)} for transcript records")
-    steps = list(trajectory)
-    out: dict[str, list[dict]] = {agent: [] for agent in agents}
-
-    def add(agent: str, index: int, prompt: str, completion: str) -> None:
-        out[agent].append({"id": f"{record_id}/{agent}/{index}", "agent": agent, "format": "transcript",
-                           "prompt": prompt, "completion": completion})
-
-    for kind, index, history, before, item in training_points(steps, tools, reflections):
-        if kind == "step":
-            step, has_argument = item, bool(one_line(item["argument"]))
-            if "plan" in out:
-                prompt = plan_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
-                add("plan", index, prompt, plan_completion(step["thought"], step["action"]))
-            if "tool" in out and has_argument:
-                prompt = tool_prompt(task_description, tools, question, history, step["thought"], step["action"],
-                                     before, obs_chars=obs_chars)
-                add("tool", index, prompt, tool_completion(step["argument"]))
-            if "react" in out and has_argument:
-                prompt = react_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
-                add("react", index, prompt, react_completion(step))
-            continue
-        if "reflect" in out:
-            prompt = reflect_prompt(task_description, tools, question, history, before, obs_chars=obs_chars)
-            add("reflect", index, prompt, reflect_completion(item))
-        if "react" in out:
-            prompt = react_prompt(task_description, tools, question, history, before, reflect=True,
-                                  obs_chars=obs_chars)
-            add("react", len(steps) + index, prompt, reflect_completion(item))
-    return out
-
-
 __all__ = [
-    "OPENINGS", "continuation", "episode_text", "one_pass_prompt", "plan_prompt", "react_prompt",
-    "reflect_prompt", "tool_prompt", "training_records",
+    "OPENINGS", "episode_text", "one_pass_prompt", "plan_prompt", "react_prompt", "reflect_prompt", "tool_prompt",
 ]

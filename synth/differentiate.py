@@ -1,10 +1,8 @@
 """Differentiate: cut kept trajectories into training records per sub-agent.
 
-The records' prompts are made by ``training_records`` of
-:mod:`autoact.prompts.transcript` (or, for the chat format, of
-:mod:`autoact.prompts.builders`): the same builders the group-planning graph calls
-at inference, so training and inference prompts cannot drift apart. Output: ``RUN/data/{plan,tool,reflect}.jsonl``
-(and ``react.jsonl`` for the one-model ablation). CodeAct trajectories (action space
+The records are cut by :func:`autoact.prompts.records.training_records`, with the
+same builders the group-planning graph calls at inference, so training and inference
+prompts cannot drift apart. Output: ``RUN/data/{plan,tool,reflect}.jsonl``. CodeAct trajectories (action space
 ``code``) give one agent's records instead, ``RUN/data/codeact.jsonl``, cut by
 :func:`autoact.prompts.codeact.training_records`: the CodeAct agent is not split.
 """
@@ -15,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from autoact.io import atomic_write_jsonl
-from autoact.prompts import builders, codeact, transcript
+from autoact.prompts import codeact
+from autoact.prompts.records import FORMATS, training_records
 from autoact.settings import AGENTS
 
 ACTION_SPACES = ("text", "code")
@@ -37,12 +36,11 @@ def differentiate(
         raise ValueError(f"unknown action space {action_space!r}; use {' or '.join(ACTION_SPACES)}")
     if action_space == "code":
         return {codeact.AGENT: _differentiate_code(kept, task_description, tools, out_dir)}
-    if prompt_format not in ("transcript", "chat"):
-        raise ValueError(f"unknown prompt format {prompt_format!r}; use transcript or chat")
-    cut = transcript.training_records if prompt_format == "transcript" else builders.training_records
+    if prompt_format not in FORMATS:
+        raise ValueError(f"unknown prompt format {prompt_format!r}; use {' or '.join(FORMATS)}")
     per_agent: dict[str, list[dict]] = {agent: [] for agent in agents}
     for record in kept:
-        records = cut(
+        records = training_records(
             record["trajectory"],
             task_description,
             tools,
@@ -50,6 +48,7 @@ def differentiate(
             record.get("reflections") or [],
             record_id=str(record["id"]),
             agents=agents,
+            prompt_format=prompt_format,
         )
         for agent, items in records.items():
             per_agent[agent].extend(items)

@@ -20,6 +20,9 @@ from langchain_core.tools import Tool
 
 from autoact.actions import Action, parse_action
 from autoact.graph.environment import Backend
+from autoact.prompts.builders import one_line
+from autoact.prompts.kinds import KINDS
+from autoact.prompts.records import training_points
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -203,3 +206,16 @@ def stream(graph: Any, payload: dict, config: dict | None = None, **kwargs: Any)
         return [chunk async for chunk in graph.astream(payload, config, **kwargs)]
 
     return asyncio.run(collect())
+
+
+def react_prompts(out: dict, task_description: str, tools: list, prompt_format: str = "chat") -> list:
+    """The prompts the builder makes for the single ReAct agent at every point of a
+    finished episode (each valid step, each reflection): what the graph must have sent."""
+    kind = KINDS["react"]
+    build = kind.chat_prompt if prompt_format == "chat" else kind.transcript_prompt
+    return [
+        build(task_description, tools, out["question"], history=history, reflections=before,
+              reflect=point == "reflection")
+        for point, _, history, before, item in training_points(out["trajectory"], tools, out["reflections"])
+        if point == "reflection" or one_line(item["argument"])
+    ]

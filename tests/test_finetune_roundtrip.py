@@ -13,12 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from finetune_samples import plan_record, write_jsonl, write_run
+from finetune_samples import write_jsonl, write_run
 
 from autoact.finetune.config import FinetuneConfig
 from autoact.finetune.masking import encode_example
 from autoact.finetune.serve_check import serve_check
 from autoact.finetune.train import finetune_run, load_tokenizer
+from autoact.prompts.records import training_records
 from autoact.serving.client import chat_model
 from autoact.serving.vllm_server import ServerError, VLLMServer, list_models
 from autoact.settings import BASE_MODEL_NAME, Settings
@@ -29,13 +30,8 @@ pytestmark = pytest.mark.slow
 def step3_record() -> dict:
     """A plan record cut from a trajectory by the synthesis step's record builder.
 
-    The builder module is where the training prompts come from; a hand-written record
-    of the same shape stands in where that module is not present.
+    The builder module is where the training prompts come from.
     """
-    try:
-        from autoact.prompts.builders import training_records
-    except ImportError:
-        return plan_record(0)
     tools = [
         {"name": "Retrieve", "description": "Retrieve the page of an entity from the corpus.", "usage": "Retrieve[entity]"},
         {"name": "Lookup", "description": "The next sentence with the keyword in the last page.", "usage": "Lookup[keyword]"},
@@ -49,6 +45,7 @@ def step3_record() -> dict:
     records = training_records(
         trajectory, "Answer questions about people and places.", tools, "Where was Ada Lovelace born?",
         [{"thought": "The observation says she was born in London.", "verdict": "right"}], record_id="demo-0",
+        prompt_format="chat",
     )
     return records["plan"][1]  # the second step: its prompt holds a history with an observation
 
@@ -76,8 +73,6 @@ def trained(tmp_path_factory, embedded_model):
 
 def transcript_record() -> dict:
     """The second plan step of a trajectory as a transcript record (the default format)."""
-    from autoact.prompts.transcript import training_records
-
     tools = [
         {"name": "Retrieve", "description": "Retrieve the page of an entity from the corpus.", "usage": "Retrieve[entity]"},
         {"name": "Lookup", "description": "The next sentence with the keyword in the last page.", "usage": "Lookup[keyword]"},

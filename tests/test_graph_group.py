@@ -13,7 +13,13 @@ from autoact.graph import build_group_graph
 from autoact.graph.environment import TaskSetupError
 from autoact.prompts import builders
 from autoact.prompts.kinds import KINDS
+from autoact.prompts.records import training_records
 from graph_fakes import CONTEXT, FakeTask, GOLD, QUESTION, TOOLS, fake_backend, invoke, scripted, stream
+
+
+def chat_records(*args, **kwargs):
+    return training_records(*args, prompt_format="chat", **kwargs)
+
 
 RIGHT = "Thought: The observation says so.\nAction: Reflect[right]"
 WRONG = "Thought: Not supported.\nAction: Reflect[wrong]"
@@ -81,7 +87,7 @@ def test_prompts_sent_equal_the_training_records():
     training record cut from the same trajectory for step i."""
     m = happy_models()
     _, out = run(build_group_graph(m, backend=fake_backend()))
-    records = builders.training_records(
+    records = chat_records(
         out["trajectory"], FakeTask.description, list(TOOLS[n] for n in FakeTask.default_tools), out["question"],
         out["reflections"], record_id="q1",
     )
@@ -208,10 +214,10 @@ def test_one_pass_mode_plans_everything_first():
         ("Answer.", "Finish", "Seine"),
     ]
     assert out["reward"] == 1.0 and len(m["plan"].calls) == 1
-    records = builders.training_records(out["trajectory"], FakeTask.description,
-                                        [TOOLS["Retrieve"], TOOLS["Lookup"]], out["question"], out["reflections"],
-                                        agents=("one_pass", "tool"))
-    assert m["plan"].prompts()[0] == records["one_pass"][0]["messages"][:-1]
+    tools = [TOOLS["Retrieve"], TOOLS["Lookup"]]
+    records = chat_records(out["trajectory"], FakeTask.description, tools, out["question"], out["reflections"],
+                           agents=("tool",))
+    assert m["plan"].prompts()[0] == builders.one_pass_plan_messages(FakeTask.description, tools, out["question"])
     assert m["tool"].prompts() == [r["messages"][:-1] for r in records["tool"]]
 
 

@@ -3,6 +3,7 @@ task (corpus, tools, environment), and ``autoact ask`` on top."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -13,9 +14,9 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from autoact.app.cli import main
 from autoact.graph import build_group_graph, build_react_graph
-from autoact.prompts import builders, transcript
+from autoact.prompts.records import training_records
 from autoact.serving.vllm_server import VLLMServer
-from graph_fakes import invoke
+from graph_fakes import invoke, react_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,7 @@ def assert_records_were_the_prompts(out: dict, demo, agents, recorder: PromptRec
     """The round trip on a real episode: every training record cut from it has, as
     its prompt, a prompt the graph actually sent (byte for byte)."""
     task, tools = demo
-    cut_records = transcript.training_records if prompt_format == "transcript" else builders.training_records
+    cut_records = functools.partial(training_records, prompt_format=prompt_format)
     records = cut_records(out["trajectory"], task.description, tools, out["question"], out["reflections"], agents=agents)
     cut = [r for agent in agents for r in records[agent]]
     for record in cut:
@@ -138,7 +139,10 @@ def test_react_graph_runs_to_the_end(server, demo, demo_instance, prompt_format)
     check_episode(out, {"meta"})
     assert out["usage"]["meta"]["calls"] == len(recorder.prompts)
     valid = [s for s in out["trajectory"] if s["action"] in ("Retrieve", "Lookup", "Search", "Finish") and s["argument"]]
-    assert assert_records_were_the_prompts(out, demo, ("react",), recorder, prompt_format) == len(valid) + len(out["reflections"])
+    task, tools = demo
+    built = react_prompts(out, task.description, tools, prompt_format)
+    assert all(prompt in recorder.prompts for prompt in built)
+    assert len(built) == len(valid) + len(out["reflections"])
 
 
 def test_codeact_graph_runs_to_the_end(server, demo_instance):

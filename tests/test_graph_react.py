@@ -21,6 +21,7 @@ from graph_fakes import (
     TOOLS,
     fake_backend,
     invoke,
+    react_prompts,
     scripted,
     stream,
 )
@@ -63,9 +64,7 @@ def test_retrieve_lookup_finish_reflect_right():
     ]
     # every prompt is the builder's, and the reflection prompt asks for Reflect[...]
     tools = [TOOLS["Retrieve"], TOOLS["Lookup"]]
-    records = builders.training_records(out["trajectory"], FakeTask.description, tools, QUESTION,
-                                        out["reflections"], agents=("react",))
-    assert meta.prompts() == [r["messages"][:-1] for r in records["react"]]
+    assert meta.prompts() == react_prompts(out, FakeTask.description, tools)
 
 
 def test_reflect_wrong_allows_one_retry():

@@ -8,6 +8,7 @@ from autoact.graph.group import build_group_graph
 from autoact.graph.react import build_react_graph
 from autoact.prompts import transcript
 from autoact.prompts.builders import default_examples
+from autoact.prompts.records import training_records
 
 from graph_fakes import FakeTask, GOLD, QUESTION, TOOLS, fake_backend, invoke, scripted
 
@@ -58,7 +59,7 @@ def test_group_prompts_sent_equal_the_training_records():
     assert [s["argument"] for s in state["trajectory"]] == ["Eiffel Tower", "river", "Seine"]
     specs = [{"name": n, "description": TOOLS[n].description, "usage": TOOLS[n].metadata["usage"]}
              for n in ("Retrieve", "Lookup")]
-    records = transcript.training_records(state["trajectory"], FakeTask.description, specs, QUESTION,
+    records = training_records(state["trajectory"], FakeTask.description, specs, QUESTION,
                                           state["reflections"])
     assert _sent(plan) == [r["prompt"] for r in records["plan"]]
     assert _sent(tool) == [r["prompt"] for r in records["tool"]]

@@ -9,6 +9,12 @@ import pytest
 from autoact.prompts import builders
 from autoact.prompts.builders import PromptError
 from autoact.prompts.kinds import KINDS
+from autoact.prompts.records import training_records
+
+
+def chat_records(*args, **kwargs):
+    return training_records(*args, prompt_format="chat", **kwargs)
+
 
 TASK = "Answer questions about places using a small encyclopedia."
 TOOLS = [
@@ -171,7 +177,7 @@ def test_every_template_renders_without_placeholders_left():
 
 # ---- training records ---------------------------------------------------------------------------
 def test_training_records_exact_contents():
-    records = builders.training_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION], record_id="q1")
+    records = chat_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION], record_id="q1")
     assert sorted(records) == ["plan", "reflect", "tool"]
     plan, tool, reflect = records["plan"], records["tool"], records["reflect"]
     assert [r["id"] for r in plan] == ["q1/plan/0", "q1/plan/1", "q1/plan/2"]
@@ -197,7 +203,7 @@ def test_records_after_a_retry_see_the_wrong_reflection():
     retry = {"thought": "Check the river page.", "action": "Retrieve", "argument": "Seine", "observation": "The Seine is a river."}
     steps = [*STEPS, retry, {"thought": "Still the Seine.", "action": "Finish", "argument": "Seine", "observation": ""}]
     reflections = [{"thought": "Not sure.", "verdict": "wrong"}, REFLECTION]
-    records = builders.training_records(steps, TASK, TOOLS, QUESTION, reflections, record_id="q2")
+    records = chat_records(steps, TASK, TOOLS, QUESTION, reflections, record_id="q2")
     assert len(records["plan"]) == 5 and len(records["reflect"]) == 2
     fourth = records["plan"][3]["messages"][1]["content"]
     assert "Action: Reflect[wrong]" in fourth and fourth.endswith(builders.fragment("retry"))
@@ -210,25 +216,19 @@ def test_invalid_steps_give_no_record_but_stay_in_history():
     bad = {"thought": "Hmm.", "action": "Fly", "argument": "", "observation": "Fly is not an available action."}
     empty = {"thought": "Look.", "action": "Lookup", "argument": "", "observation": "Lookup needs an argument."}
     steps = [STEPS[0], bad, empty, *STEPS[1:]]
-    records = builders.training_records(steps, TASK, TOOLS, QUESTION, [REFLECTION])
+    records = chat_records(steps, TASK, TOOLS, QUESTION, [REFLECTION])
     assert [r["id"].rsplit("/", 1)[1] for r in records["plan"]] == ["0", "2", "3", "4"]
     assert [r["id"].rsplit("/", 1)[1] for r in records["tool"]] == ["0", "3", "4"]
     assert "Action: Fly[]" in records["tool"][1]["messages"][1]["content"]
 
 
-def test_react_and_one_pass_records():
-    records = builders.training_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION], agents=("react", "one_pass"))
-    react = records["react"]
-    assert [r["messages"][-1]["content"] for r in react] == [
-        "Thought: I need the city of the tower.\nAction: Retrieve[Eiffel Tower]",
-        "Thought: Now the river of Paris.\nAction: Lookup[river]",
-        "Thought: It is the Seine.\nAction: Finish[Seine]",
-        "Thought: The observation names the Seine.\nAction: Reflect[right]",
-    ]
-    assert react[3]["messages"][:-1] == builders.react_messages(TASK, TOOLS, QUESTION, STEPS, reflect=True)
-    (one_pass,) = records["one_pass"]
-    assert one_pass["agent"] == "plan"
-    assert one_pass["messages"][-1]["content"] == (
+def test_records_are_cut_for_the_three_sub_agents_only():
+    """The single agent and the one-pass plan are not trained: the one-pass planner is
+    the plan adapter, trained on the iterative plan records."""
+    with pytest.raises(PromptError, match="unknown agents .'one_pass', 'react'.; records are cut for plan, tool, reflect"):
+        chat_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION], agents=("react", "one_pass"))
+    # the one-pass plan's text is what the one-pass prompt's worked example shows
+    assert builders.subgoal_lines(STEPS) == (
         "Subgoal 1: I need the city of the tower. Action: Retrieve\n"
         "Subgoal 2: Now the river of Paris. Action: Lookup\n"
         "Subgoal 3: It is the Seine. Action: Finish"
@@ -237,13 +237,13 @@ def test_react_and_one_pass_records():
 
 def test_bad_record_input_is_refused_clearly():
     with pytest.raises(PromptError, match="reflections but only"):
-        builders.training_records(STEPS[:2], TASK, TOOLS, QUESTION, [REFLECTION])
+        chat_records(STEPS[:2], TASK, TOOLS, QUESTION, [REFLECTION])
     with pytest.raises(PromptError, match="unknown agents"):
-        builders.training_records(STEPS, TASK, TOOLS, QUESTION, agents=("critic",))
+        chat_records(STEPS, TASK, TOOLS, QUESTION, agents=("critic",))
     with pytest.raises(PromptError, match="argument"):
-        builders.training_records([{"thought": "x", "action": "Retrieve"}], TASK, TOOLS, QUESTION)
+        chat_records([{"thought": "x", "action": "Retrieve"}], TASK, TOOLS, QUESTION)
     with pytest.raises(PromptError, match="verdict"):
-        builders.training_records(STEPS, TASK, TOOLS, QUESTION, [{"thought": "x", "verdict": "maybe"}])
+        chat_records(STEPS, TASK, TOOLS, QUESTION, [{"thought": "x", "verdict": "maybe"}])
 
 
 # ---- token budget with the real tokenizer --------------------------------------------------------------
@@ -294,10 +294,8 @@ def test_prompts_fit_the_embedded_models_context(tokenizer):
 def test_every_target_starts_with_its_prefill():
     """The graphs open the assistant turn with the prefill; the training targets of
     the same kind must begin with it, so the token sequences stay the same."""
-    records = builders.training_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION],
-                                        agents=("plan", "reflect", "react", "one_pass"))
-    kinds = {"plan": "plan", "reflect": "reflect", "react": "react", "one_pass": "one_pass"}
-    for agent, kind in kinds.items():
+    records = chat_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION], agents=("plan", "reflect"))
+    for agent in ("plan", "reflect"):
         for record in records[agent]:
-            assert record["messages"][-1]["content"].startswith(KINDS[kind].chat_prefill), record["id"]
+            assert record["messages"][-1]["content"].startswith(KINDS[agent].chat_prefill), record["id"]
     assert KINDS["tool"].chat_prefill is None  # the tool agent writes its argument from scratch

@@ -7,6 +7,8 @@ import re
 import pytest
 
 from autoact.prompts import builders, guides, transcript
+from autoact.prompts.kinds import KINDS
+from autoact.prompts.records import training_records
 from autoact.prompts.builders import PromptError
 
 TASK = "Answer questions about places using a small encyclopedia."
@@ -64,16 +66,20 @@ def test_each_agent_prompt_ends_with_its_opening():
 
 
 def test_training_records_continue_exactly_the_inference_prompts():
-    records = transcript.training_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION], record_id="t1",
-                                          agents=("plan", "tool", "reflect", "react"))
-    plan, tool, reflect, react = (records[a] for a in ("plan", "tool", "reflect", "react"))
+    records = training_records(STEPS, TASK, TOOLS, QUESTION, [REFLECTION], record_id="t1",
+                                          agents=("plan", "tool", "reflect"))
+    plan, tool, reflect = (records[a] for a in ("plan", "tool", "reflect"))
     assert [r["completion"] for r in plan] == [
         " I need the city of the tower.\nAction: Retrieve", " Now the river of Paris.\nAction: Lookup",
         " It is the Seine.\nAction: Finish",
     ]
     assert [r["completion"] for r in tool] == ["Eiffel Tower]", "river]", "Seine]"]
     assert reflect[0]["completion"] == " The observation names the Seine.\nAction: Reflect[right]"
-    assert react[1]["completion"] == " Now the river of Paris.\nAction: Lookup[river]"
+    # below its header the single agent's prompt is the plan agent's, and plan and tool
+    # together write the step the single agent writes
+    react = KINDS["react"].transcript_prompt(TASK, TOOLS, QUESTION, history=STEPS[:1])
+    assert react.split("\n\n", 1)[1] == plan[1]["prompt"].split("\n\n", 1)[1]
+    assert plan[1]["completion"] + "[" + tool[1]["completion"] == " Now the river of Paris.\nAction: Lookup[river]"
     for i, step in enumerate(STEPS):
         assert plan[i]["prompt"] == transcript.plan_prompt(TASK, TOOLS, QUESTION, STEPS[:i])
         assert tool[i]["prompt"] == transcript.tool_prompt(TASK, TOOLS, QUESTION, STEPS[:i], step["thought"],
