@@ -143,7 +143,7 @@ def parse_plan_text(text: str) -> list[str]:
 
 
 # ---- shared pieces -----------------------------------------------------------------------------
-def _question(state: dict) -> str:
+def _question(state: BaselineState) -> str:
     question = last_question(state.get("messages", []))
     data = state.get("instance") or {}
     if not question and data.get("question"):
@@ -153,7 +153,7 @@ def _question(state: dict) -> str:
     return question
 
 
-def _instance(state: dict, deps: Deps) -> tuple[Any, dict[str, Any], str]:
+def _instance(state: BaselineState, deps: Deps) -> tuple[Any, dict[str, Any], str]:
     """(instance, as a dict, the question text to show): the state's instance (its own
     text, which carries the options of a multiple-choice question), else the message."""
     question = _question(state)
@@ -183,7 +183,7 @@ async def _answered(deps: Deps, task: Any, instance: Any, thought: str, answer: 
 
 
 # ---- chain of thought ---------------------------------------------------------------------------
-async def cot(state: dict, context: ReactContext, deps: Deps):
+async def cot(state: BaselineState, context: ReactContext, deps: Deps):
     task = await asyncio.to_thread(lambda: deps.backend.task(context))
     instance, data, question = _instance(state, deps)
     base = {"question": question, "instance": data, "reflections": [], "usage": {}}
@@ -202,7 +202,7 @@ async def cot(state: dict, context: ReactContext, deps: Deps):
 
 
 # ---- plan and solve -------------------------------------------------------------------------------
-async def make_plan(state: dict, context: ReactContext, deps: Deps):
+async def make_plan(state: BaselineState, context: ReactContext, deps: Deps):
     task = await asyncio.to_thread(lambda: deps.backend.task(context))
     _, data, question = _instance(state, deps)
     base = {"question": question, "instance": data, "reflections": [], "trajectory": [], "usage": {}, "plan": []}
@@ -221,7 +221,7 @@ async def make_plan(state: dict, context: ReactContext, deps: Deps):
     return Command(goto="solve", update={**base, "usage": usage, "plan": plan, "trajectory": [step]})
 
 
-async def solve(state: dict, context: ReactContext, deps: Deps):
+async def solve(state: BaselineState, context: ReactContext, deps: Deps):
     task = await asyncio.to_thread(lambda: deps.backend.task(context))
     instance, data, question = _instance(state, deps)
     usage, steps = state.get("usage", {}), list(state.get("trajectory", []))
@@ -241,7 +241,7 @@ async def solve(state: dict, context: ReactContext, deps: Deps):
 
 
 # ---- Reflexion -----------------------------------------------------------------------------------------
-async def reflexion_start(state: dict, context: ReflexionContext, deps: Deps):
+async def reflexion_start(state: BaselineState, context: ReflexionContext, deps: Deps):
     _, data, question = _instance(state, deps)
     return Command(goto="trial", update={
         "question": question, "instance": data, "trajectory": [], "reflections": [], "answer": None,
@@ -249,7 +249,7 @@ async def reflexion_start(state: dict, context: ReflexionContext, deps: Deps):
     })
 
 
-def _trial_inputs(state: dict, context: ReflexionContext) -> tuple[dict, dict]:
+def _trial_inputs(state: BaselineState, context: ReflexionContext) -> tuple[dict, dict]:
     """The ReAct graph's input (the question plus the notes so far) and context."""
     data = dict(state["instance"])
     data["question"] = bb.reflexion_question(state["question"], state.get("notes") or [])
@@ -258,7 +258,7 @@ def _trial_inputs(state: dict, context: ReflexionContext) -> tuple[dict, dict]:
     return {"messages": [HumanMessage(data["question"])], "instance": data}, react_context
 
 
-def _after_trial(state: dict, context: ReflexionContext, out: dict) -> Command:
+def _after_trial(state: BaselineState, context: ReflexionContext, out: dict) -> Command:
     trial = {
         "answer": out.get("answer"),
         "reward": out.get("reward"),
@@ -290,7 +290,7 @@ def _after_trial(state: dict, context: ReflexionContext, out: dict) -> Command:
 def trial_logic(react: Any):
     """The trial node: one run of the ReAct graph ``react`` on the question plus the notes so far."""
 
-    async def trial(state: dict, context: ReflexionContext, deps: Deps) -> Command:
+    async def trial(state: BaselineState, context: ReflexionContext, deps: Deps) -> Command:
         inputs, react_context = _trial_inputs(state, context)
         return _after_trial(state, context, await react.ainvoke(inputs, context=react_context))
 
@@ -305,7 +305,7 @@ def short_note(text: str) -> str:
     return note if len(note) <= NOTE_CHARS else note[:NOTE_CHARS].rsplit(" ", 1)[0] + " …"
 
 
-async def self_reflect(state: dict, context: ReflexionContext, deps: Deps):
+async def self_reflect(state: BaselineState, context: ReflexionContext, deps: Deps):
     task, tools = await task_and_tools(context, deps)
     trial = (state.get("trials") or [{}])[-1]
     messages = bb.reflexion_messages(

@@ -150,7 +150,7 @@ def bridged_tools(task: Any, offered: list[str], env_state: dict | None, backend
     return tools
 
 
-def sandbox_session(context: CodeActContext, state: dict, tools: dict[str, Callable[[str], str]]):
+def sandbox_session(context: CodeActContext, state: CodeActState, tools: dict[str, Callable[[str], str]]):
     """The episode's session, rebuilt from the state, with this block's tools."""
     limits = SandboxLimits(cpu_s=context.sandbox_cpu_s, wall_s=context.sandbox_wall_s,
                          memory_mb=context.sandbox_memory_mb)
@@ -158,7 +158,7 @@ def sandbox_session(context: CodeActContext, state: dict, tools: dict[str, Calla
 
 
 # ---- nodes ------------------------------------------------------------------------------------
-async def start(state: dict, context: CodeActContext, deps: Deps):
+async def start(state: CodeActState, context: CodeActContext, deps: Deps):
     """Refuse a run whose sandbox cannot isolate code (unless the weak mode was
     chosen), then start the episode as the other graphs do, with an empty session."""
     try:
@@ -169,7 +169,7 @@ async def start(state: dict, context: CodeActContext, deps: Deps):
     return Command(goto=command.goto, update={**command.update, "session": {"cells": []}})
 
 
-async def act(state: dict, context: CodeActContext, deps: Deps):
+async def act(state: CodeActState, context: CodeActContext, deps: Deps):
     steps = state.get("trajectory", [])
     if len(steps) >= context.max_steps:
         return halt("max_steps")
@@ -202,7 +202,7 @@ async def act(state: dict, context: CodeActContext, deps: Deps):
     return Command(goto="execute", update={"pending": pending, "usage": usage, "invalid_streak": 0})
 
 
-def no_code(state: dict, context: CodeActContext, turn: prompt.CodeTurn, offered: list[str],
+def no_code(state: CodeActState, context: CodeActContext, turn: prompt.CodeTurn, offered: list[str],
             usage: dict) -> Command:
     """A turn without a code block: an observation that says how to write one, then
     another turn (``max_invalid`` such turns in a row end the episode)."""
@@ -218,7 +218,7 @@ def no_code(state: dict, context: CodeActContext, turn: prompt.CodeTurn, offered
     return Command(goto="act", update=update)
 
 
-async def execute(state: dict, context: CodeActContext, deps: Deps):
+async def execute(state: CodeActState, context: CodeActContext, deps: Deps):
     """Runs the pending block in the session; a block that called finish ends the
     episode with the answer scored (``nodes.finish``, as in the ReAct graph)."""
     pending = state.get("pending")

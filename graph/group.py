@@ -72,7 +72,7 @@ def _next_subgoal_node(context: BaseContext) -> str:
     return "ground" if getattr(context, "mode", "iterative") == "one_pass" else "plan"
 
 
-async def plan(state: dict, context: BaseContext, deps: Deps):
+async def plan(state: AgentState, context: BaseContext, deps: Deps):
     """Iterative planning: the next thought and action name."""
     turn = await begin_turn(state, context, deps, "plan")
     if isinstance(turn, Command):
@@ -90,7 +90,7 @@ async def plan(state: dict, context: BaseContext, deps: Deps):
     return Command(goto="tool", update={"pending": pending, "usage": usage})
 
 
-async def plan_all(state: dict, context: BaseContext, deps: Deps):
+async def plan_all(state: AgentState, context: BaseContext, deps: Deps):
     """One-pass planning: every subgoal at once (after Reflect[wrong]: a new plan for
     the rest, seeing the episode so far)."""
     budget = max(context.max_tokens or deps.models.settings.sampling_for("plan").max_tokens, ONE_PASS_MIN_TOKENS)
@@ -114,7 +114,7 @@ async def plan_all(state: dict, context: BaseContext, deps: Deps):
     return Command(goto="ground", update={"subgoals": subgoals, "usage": usage, "invalid_streak": 0})
 
 
-async def ground(state: dict, context: BaseContext, deps: Deps):
+async def ground(state: AgentState, context: BaseContext, deps: Deps):
     """One-pass: hand the next subgoal to the tool agent."""
     if len(state.get("trajectory", [])) >= context.max_steps:
         return halt("max_steps")
@@ -124,7 +124,7 @@ async def ground(state: dict, context: BaseContext, deps: Deps):
     return Command(goto="tool", update={"pending": pending, "subgoals": subgoals})
 
 
-async def tool(state: dict, context: BaseContext, deps: Deps):
+async def tool(state: AgentState, context: BaseContext, deps: Deps):
     """The argument of the pending action (for Finish, the answer)."""
     pending = state.get("pending")
     if not pending:
@@ -155,7 +155,7 @@ async def tool(state: dict, context: BaseContext, deps: Deps):
     )
 
 
-async def reflect(state: dict, context: BaseContext, deps: Deps):
+async def reflect(state: AgentState, context: BaseContext, deps: Deps):
     """The reflect agent judges the answer of the last Finish step."""
     # past the budget the answer stands: there is no room left to judge it
     turn = await begin_turn(state, context, deps, "reflect", step_limit=False, on_overflow="finish")

@@ -21,6 +21,7 @@ from autoact.settings import BASE_MODEL_NAME
 from autoact.usage import merge_usage
 
 from .context import BaseContext
+from .state import AgentState
 from .calls import ContextOverflow, Deps, ask_model
 from .environment import instance_dict
 from .parsing import ParsedStep, parse_reflection
@@ -120,7 +121,7 @@ class Turn:
         return builders.action_names(self.tools)
 
 
-async def begin_turn(state: dict, context: BaseContext, deps: Deps, kind: str, *, role: str | None = None,
+async def begin_turn(state: AgentState, context: BaseContext, deps: Deps, kind: str, *, role: str | None = None,
                      step_limit: bool = True, on_overflow: str = "context", max_tokens: int | None = None,
                      **extra: Any) -> Turn | Command:
     """The prelude every agent node shares: the step limit, the task and its tools, the
@@ -155,7 +156,7 @@ def finish_forced(context: BaseContext, steps: list) -> bool:
     return context.repeat_guard and bool(steps) and repeated(steps[-1])
 
 
-def choices_of(state: dict) -> list[str] | None:
+def choices_of(state: AgentState) -> list[str] | None:
     instance = state.get("instance") or {}
     return list(instance.get("choices") or []) or None
 
@@ -165,7 +166,7 @@ def start_logic(first: Callable[[BaseContext], str]):
     """The first node: reads the question, starts the environment, resets the episode
     (a chat thread's next turn starts a fresh episode; ``messages`` keep the chat)."""
 
-    async def start(state: dict, context: BaseContext, deps: Deps):
+    async def start(state: AgentState, context: BaseContext, deps: Deps):
         question = last_question(state.get("messages", []))
         data = state.get("instance") or None
         new_messages = []
@@ -201,7 +202,7 @@ def start_logic(first: Callable[[BaseContext], str]):
 def execute_logic(next_node: Callable[[BaseContext], str]):
     """Runs the pending action through the environment and appends the step."""
 
-    async def execute(state: dict, context: BaseContext, deps: Deps):
+    async def execute(state: AgentState, context: BaseContext, deps: Deps):
         pending = state.get("pending")
         if not pending:
             raise RuntimeError("execute reached without a pending action")
@@ -226,7 +227,7 @@ def execute_logic(next_node: Callable[[BaseContext], str]):
     return execute
 
 
-async def finalize_logic(state: dict, context: BaseContext, deps: Deps):
+async def finalize_logic(state: AgentState, context: BaseContext, deps: Deps):
     """Appends the answer (or why there is none) to the chat as an AI message, and
     drops the episode's instance so that a thread's next turn does not inherit it."""
     answer = state.get("answer")
@@ -324,7 +325,7 @@ async def ask_reflection(context: BaseContext, deps: Deps, role: str, kind: str,
 
 # ---- invalid outputs, Finish, reflection --------------------------------------------------------------
 def invalid_step(
-    state: dict, context: BaseContext, parsed: ParsedStep, names: list[str], usage: dict, retry: str,
+    state: AgentState, context: BaseContext, parsed: ParsedStep, names: list[str], usage: dict, retry: str,
     *, plan_format: bool = False, usage_text: str = "",
 ) -> Command:
     """Record an output that is not a usable step, with an observation that says why,
@@ -351,7 +352,7 @@ def invalid_step(
     return Command(goto=retry, update=update)
 
 
-async def finish(state: dict, context: BaseContext, deps: Deps, task: Any, thought: str, answer: str, usage: dict,
+async def finish(state: AgentState, context: BaseContext, deps: Deps, task: Any, thought: str, answer: str, usage: dict,
            reflect_node: str):
     """Record the Finish step, score the answer when the gold one is known, and go on
     to reflection (or end, with reflection off)."""
@@ -377,7 +378,7 @@ async def finish(state: dict, context: BaseContext, deps: Deps, task: Any, thoug
     return Command(goto=reflect_node, update=update)
 
 
-async def after_reflection(state: dict, context: BaseContext, deps: Deps, thought: str, verdict: str | None,
+async def after_reflection(state: AgentState, context: BaseContext, deps: Deps, thought: str, verdict: str | None,
                            usage: dict, retry: str) -> Command:
     """Record the verdict in the environment (``Reflect[wrong]`` reopens the episode)
     and end on ``right``; on ``wrong`` retry while retries and steps are left. An

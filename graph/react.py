@@ -51,7 +51,7 @@ ActTarget = Literal["execute", "reflect", "act", "finalize"]
 ReflectTarget = Literal["act", "finalize"]
 
 
-async def act(state: dict, context: BaseContext, deps: Deps):
+async def act(state: AgentState, context: BaseContext, deps: Deps):
     turn = await begin_turn(state, context, deps, "react", role=ROLE)
     if isinstance(turn, Command):
         return turn
@@ -74,7 +74,7 @@ async def act(state: dict, context: BaseContext, deps: Deps):
     return Command(goto="execute", update={"pending": pending, "usage": usage, "invalid_streak": 0})
 
 
-async def reflect(state: dict, context: BaseContext, deps: Deps):
+async def reflect(state: AgentState, context: BaseContext, deps: Deps):
     # the ReAct agent judges its own answer in its own prompt; past the budget the answer stands
     examples = {"reflection_examples": context.reflection_examples} if context.prompt_format == "transcript" else {}
     turn = await begin_turn(state, context, deps, "react", role=ROLE, step_limit=False, on_overflow="finish",

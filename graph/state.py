@@ -85,22 +85,13 @@ class OutputState(TypedDict):
     usage: NotRequired[dict[str, RoleUsage]]
 
 
-class AgentState(TypedDict):
-    """Everything a run carries. Besides the output: the environment snapshot
-    (``TaskEnv.get_state()``) so the execute node can rebuild the environment, the
-    step between the plan/act node and the execute node (``pending``), the rest of
+class AgentState(OutputState):
+    """Everything a run carries. Besides the input and the output: the environment
+    snapshot (``TaskEnv.get_state()``) so the execute node can rebuild the environment,
+    the step between the plan/act node and the execute node (``pending``), the rest of
     a one-pass plan (``subgoals``) and the count of unreadable outputs in a row."""
 
-    messages: Annotated[list[AnyMessage], add_messages]
     instance: NotRequired[dict[str, Any] | None]
-    question: NotRequired[str]
-    trajectory: NotRequired[list[Step]]
-    reflections: NotRequired[list[Reflection]]
-    answer: NotRequired[str | None]
-    reward: NotRequired[float | None]
-    score: NotRequired[dict[str, float] | None]
-    halt_reason: NotRequired[HaltReason | None]
-    usage: NotRequired[dict[str, RoleUsage]]
     env_state: NotRequired[dict[str, Any] | None]
     pending: NotRequired[Step | None]
     subgoals: NotRequired[list[Subgoal]]

@@ -200,19 +200,16 @@ def _endpoint_and_model(role: str, settings: Settings, base_url: str | None,
     return url, role_model_name(role, settings, served)
 
 
-def completion_model(
-    role: str,
-    settings: Settings,
-    base_url: str | None = None,
-    served: list[str] | None = None,
-    **overrides: Any,
-) -> EndpointOpenAI:
-    """The completions client for ``role``: the same model choice and sampling as
-    :func:`chat_model`, for prompts that are one text (no chat template)."""
+def _client_options(role: str, settings: Settings, base_url: str | None, served: list[str] | None,
+                    overrides: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """What the chat and the completions client of ``role`` share: endpoint, model,
+    sampling, retries and HTTP clients of their own. langchain-openai otherwise shares
+    one async client per URL across the process, and it breaks ("Event loop is
+    closed") when a second asyncio.run (e.g. synthesis, then evaluation) reaches the
+    same endpoint. Both clients use the shared TLS settings (see tls_context)."""
     url, model = _endpoint_and_model(role, settings, base_url, served)
     sampling = settings.sampling_for(role).model_copy(update=overrides)
-    return EndpointOpenAI(
-        # HTTP clients of its own, as chat_model's
+    return dict(
         http_client=openai.DefaultHttpxClient(timeout=settings.request_timeout_s, verify=tls_context()),
         http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s, verify=tls_context()),
         model=model,
@@ -225,7 +222,20 @@ def completion_model(
         max_retries=settings.max_retries,
         timeout=settings.request_timeout_s,
         extra_body=_vllm_extras(settings, sampling.top_k),
-    )
+    ), sampling
+
+
+def completion_model(
+    role: str,
+    settings: Settings,
+    base_url: str | None = None,
+    served: list[str] | None = None,
+    **overrides: Any,
+) -> EndpointOpenAI:
+    """The completions client for ``role``: the same model choice and sampling as
+    :func:`chat_model`, for prompts that are one text (no chat template)."""
+    options, _ = _client_options(role, settings, base_url, served, overrides)
+    return EndpointOpenAI(**options)
 
 
 def chat_model(
@@ -241,25 +251,5 @@ def chat_model(
     checks that the server answers. ``overrides`` replace sampling fields
     (temperature, max_tokens, stop, top_p, seed).
     """
-    url, model = _endpoint_and_model(role, settings, base_url, served)
-    sampling = settings.sampling_for(role).model_copy(update=overrides)
-    return EndpointChatOpenAI(
-        # an async HTTP client of its own: langchain-openai otherwise shares one per
-        # URL across the process, and it breaks ("Event loop is closed") when a second
-        # asyncio.run (e.g. synthesis, then evaluation) reaches the same endpoint. Both
-        # clients on the shared TLS settings (see tls_context)
-        http_client=openai.DefaultHttpxClient(timeout=settings.request_timeout_s, verify=tls_context()),
-        http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s, verify=tls_context()),
-        model=model,
-        base_url=url,
-        api_key=api_key_from_env() or "EMPTY",  # AUTOACT_API_KEY, when the server needs one
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-        stop=list(sampling.stop) or None,
-        seed=sampling.seed,
-        max_retries=settings.max_retries,
-        timeout=settings.request_timeout_s,
-        stream_usage=True,
-        extra_body=_vllm_extras(settings, sampling.top_k),
-    )
+    options, sampling = _client_options(role, settings, base_url, served, overrides)
+    return EndpointChatOpenAI(**options, stop=list(sampling.stop) or None, stream_usage=True)
