@@ -45,11 +45,3 @@ def serving_dtype(setting: str) -> str:
     if has_cuda_gpu():
         return "auto"
     return "bfloat16" if cpu_has_bf16() else "float32"
-
-
-def training_precision(setting: str) -> str:
-    """The training precision for a setting: ``auto`` is bf16 on a GPU or a CPU with
-    native bfloat16, else fp32."""
-    if setting != "auto":
-        return setting
-    return "bf16" if has_cuda_gpu() or cpu_has_bf16() else "fp32"

@@ -1,5 +1,6 @@
-"""Node logic shared by the ReAct and group graphs: start, execute, finish,
-invalid outputs, the context budget, usage accounting and finalize.
+"""Node logic shared by the ReAct and group graphs: start, the prelude of every
+agent turn (:func:`begin_turn`), execute, finish, reflection, invalid outputs, the
+context budget, usage accounting and finalize.
 
 Node logic is ``async def logic(state, context, deps)`` (bound into a LangGraph node
 by :func:`autoact.graph.calls.node`); blocking work runs in a thread.
