@@ -355,8 +355,8 @@ def invalid_step(
 
 async def finish(state: AgentState, context: BaseContext, deps: Deps, task: Any, thought: str, answer: str, usage: dict,
            reflect_node: str):
-    """Record the Finish step, score the answer when the gold one is known, and go on
-    to reflection (or end, with reflection off)."""
+    """Record the Finish step with the environment's score of the answer (None without
+    a gold answer), and go on to reflection (or end, with reflection off)."""
     step = {"thought": thought, "action": FINISH, "argument": answer, "observation": ""}
     names = tool_names((await task_and_tools(context, deps))[1])
     result, env_state = await asyncio.to_thread(
