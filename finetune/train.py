@@ -165,11 +165,15 @@ def load_peft_model(model_path: str, config: FinetuneConfig):
     """The base model (fp32 master weights; bf16/fp16 run as autocast) with fresh LoRA layers."""
     import torch
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, set_seed
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     if config.gradient_checkpointing:
         model.enable_input_require_grads()
+    # the LoRA layers' initial weights from the seed alone: the Trainer seeds only after
+    # the model exists, so the first adapter of a process drew them from whatever the
+    # process had drawn before (two main jobs on identical data trained different plans)
+    set_seed(config.seed)
     return get_peft_model(model, lora_config(config, model))
 
 

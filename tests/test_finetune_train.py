@@ -21,6 +21,7 @@ from autoact.finetune.train import (
     adapter_names,
     finetune_run,
     last_complete_checkpoint,
+    load_peft_model,
     place_adapter,
     prepare_staging,
     staging_dir,
@@ -42,6 +43,24 @@ def tiny(**overrides) -> FinetuneConfig:
     """A few steps on one thread: enough to exercise the whole path quickly."""
     values = dict(max_steps=3, batch_size=2, logging_steps=1, save_steps=100, threads=1, progress=False)
     return FinetuneConfig(**{**values, **overrides})
+
+
+# ---- fresh adapters --------------------------------------------------------------------
+def test_fresh_lora_layers_come_from_the_seed_alone(model_path):
+    """The first adapter of a process drew its initial LoRA weights from whatever the
+    process had drawn before (the Trainer seeds only after the model exists): two
+    main jobs on byte-identical data trained different plan adapters."""
+    import torch
+
+    def lora(model) -> dict:
+        return {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_A" in k}
+
+    first = lora(load_peft_model(model_path, tiny()))
+    torch.rand(1000)  # the process draws random numbers in between
+    second = lora(load_peft_model(model_path, tiny()))
+    assert first and all(torch.equal(first[k], second[k]) for k in first)
+    other = lora(load_peft_model(model_path, tiny(seed=1)))
+    assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
 # ---- staging logic (no training) ----------------------------------------------------
