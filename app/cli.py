@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from autoact.settings import Settings, add_common, load_settings, settings_from_args
+from autoact.settings import Settings, add_common, settings_from_args
 
 #: Modules that add subcommands (each has ``register(subparsers, add_common)``).
 COMMAND_MODULES = (

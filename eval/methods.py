@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from autoact.graph.registry import graph_kind
 from autoact.settings import AGENTS, BASE_MODEL_NAME

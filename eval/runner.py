@@ -33,7 +33,6 @@ from autoact.graph.environment import Backend
 from autoact.graph.registry import graph_kind
 from autoact.io import atomic_write_text
 from autoact.serving.endpoint import EndpointUnsuitable, model_endpoint
-from autoact.serving.vllm_server import stop_on_sigterm
 from autoact.settings import Settings
 from autoact.synth.journal import Journal
 from autoact.tools import Task, TaskInstance, load_task, tool_library
@@ -163,7 +162,6 @@ def eval_endpoint(settings: Settings, methods: Sequence[Method], base_url: str |
         adapters=lambda: adapter_paths(settings.run_dir, needed_adapters(list(methods)), methods),
         check=lambda served, url: check_adapters(served, methods, url, settings.run_dir),
     )
-
 
 
 # ---- one question ------------------------------------------------------------------------------------

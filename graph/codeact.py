@@ -195,7 +195,7 @@ async def act(state: CodeActState, context: CodeActContext, deps: Deps):
     turn = prompt.parse_code_turn(reply)
     if not turn.ok and context.plain_answer_ends and turn.thought and prompt.FENCE not in reply:
         # scored and ended as finish(answer) would be (a broken fence is not plain words)
-        return await finish(state, context, deps, task, "", turn.thought, usage, "finalize")
+        return await finish(state, context, deps, "", turn.thought, usage, "finalize")
     if not turn.ok:
         return no_code(state, context, turn, offered, usage)
     pending = {"thought": turn.thought, "action": prompt.CODE, "argument": turn.code, "observation": ""}
@@ -234,7 +234,7 @@ async def execute(state: CodeActState, context: CodeActContext, deps: Deps):
     after = {**state, "trajectory": [*state.get("trajectory", []), step]}
     update = {"trajectory": after["trajectory"], "session": session.get_state(), "pending": None}
     if answer.text is not None:
-        command = await finish(after, context, deps, task, "", answer.text, state.get("usage", {}), "finalize")
+        command = await finish(after, context, deps, "", answer.text, state.get("usage", {}), "finalize")
         return Command(goto=command.goto, update={**update, **command.update})
     return Command(goto="act", update=update)
 

@@ -149,7 +149,7 @@ async def tool(state: AgentState, context: BaseContext, deps: Deps):
             usage_text=builders.usage_of(pending["action"], turn.tools),
         )
     if pending["action"] == FINISH:
-        return await finish(state, context, deps, turn.task, pending["thought"], argument, usage, "reflect")
+        return await finish(state, context, deps, pending["thought"], argument, usage, "reflect")
     return Command(
         goto="execute", update={"pending": {**pending, "argument": argument}, "usage": usage, "invalid_streak": 0}
     )

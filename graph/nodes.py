@@ -108,10 +108,9 @@ async def agent_prompt(kind: str, role: str, context: BaseContext, deps: Deps, t
 
 @dataclass
 class Turn:
-    """What an agent node holds before its model call: the task, the offered tools
-    (``{name, description, usage}``), the prompt and the episode's usage so far."""
+    """What an agent node holds before its model call: the offered tools (``{name,
+    description, usage}``), the prompt and the episode's usage so far."""
 
-    task: Any
     tools: list[dict[str, str]]
     prompt: list[dict[str, str]] | str
     usage: dict
@@ -140,7 +139,7 @@ async def begin_turn(state: AgentState, context: BaseContext, deps: Deps, kind: 
     usage = state.get("usage", {})
     if over_budget(prompt, usage, context, deps, role, max_tokens=max_tokens):
         return halt(on_overflow)
-    return Turn(task, tools, prompt, usage)
+    return Turn(tools, prompt, usage)
 
 
 def repeated(step: dict) -> bool:
@@ -207,11 +206,7 @@ def execute_logic(next_node: Callable[[BaseContext], str]):
         pending = state.get("pending")
         if not pending:
             raise RuntimeError("execute reached without a pending action")
-        task, tools = await task_and_tools(context, deps)
-        action = Action(pending["action"], pending["argument"])
-        result, env_state = await asyncio.to_thread(
-            lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), action)
-        )
+        result, env_state = await env_step(state, context, deps, Action(pending["action"], pending["argument"]))
         observation = str(result.observation)[:MAX_STORED_OBSERVATION]
         if any(
             (s["action"], s["argument"], s["observation"]) == (pending["action"], pending["argument"], observation)
@@ -234,6 +229,16 @@ async def finalize_logic(state: AgentState, context: BaseContext, deps: Deps):
     answer = state.get("answer")
     text = answer if answer else builders.fragment("no_answer", reason=state.get("halt_reason") or "unknown")
     return {"messages": [AIMessage(content=text)], "instance": None}
+
+
+async def env_step(state: AgentState, context: BaseContext, deps: Deps, action: Action):
+    """``action`` on the episode's environment (restored from the state's snapshot), off
+    the event loop: (its ``StepResult``, the new snapshot). The environment is the
+    episode's one authority: it runs the tools, scores Finish and records Reflect."""
+    task, tools = await task_and_tools(context, deps)
+    return await asyncio.to_thread(
+        lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), action)
+    )
 
 
 def halt(reason: str, update: dict | None = None) -> Command:
@@ -353,15 +358,12 @@ def invalid_step(
     return Command(goto=retry, update=update)
 
 
-async def finish(state: AgentState, context: BaseContext, deps: Deps, task: Any, thought: str, answer: str, usage: dict,
-           reflect_node: str):
+async def finish(state: AgentState, context: BaseContext, deps: Deps, thought: str, answer: str, usage: dict,
+                 reflect_node: str):
     """Record the Finish step with the environment's score of the answer (None without
     a gold answer), and go on to reflection (or end, with reflection off)."""
     step = {"thought": thought, "action": FINISH, "argument": answer, "observation": ""}
-    names = tool_names((await task_and_tools(context, deps))[1])
-    result, env_state = await asyncio.to_thread(
-        lambda: deps.backend.step(task, names, state.get("env_state"), Action(FINISH, answer))
-    )
+    result, env_state = await env_step(state, context, deps, Action(FINISH, answer))
     scored = result.info.get("score")
     update = {
         "trajectory": [*state.get("trajectory", []), step],
@@ -386,10 +388,7 @@ async def after_reflection(state: AgentState, context: BaseContext, deps: Deps, 
     unreadable verdict records no reflection and lets the answer stand."""
     if verdict is None:
         return halt("finish", {"usage": usage})
-    task, tools = await task_and_tools(context, deps)
-    _, env_state = await asyncio.to_thread(
-        lambda: deps.backend.step(task, tool_names(tools), state.get("env_state"), Action(REFLECT, verdict))
-    )
+    _, env_state = await env_step(state, context, deps, Action(REFLECT, verdict))
     reflections = [*state.get("reflections", []), {"thought": thought, "verdict": verdict}]
     update = {"reflections": reflections, "usage": usage, "env_state": env_state}
     if verdict == "right":

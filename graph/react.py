@@ -69,7 +69,7 @@ async def act(state: AgentState, context: BaseContext, deps: Deps):
             state, context, parsed, turn.names, usage, "act", usage_text=builders.usage_of(parsed.action, turn.tools)
         )
     if parsed.action == FINISH:
-        return await finish(state, context, deps, turn.task, parsed.thought, parsed.argument, usage, "reflect")
+        return await finish(state, context, deps, parsed.thought, parsed.argument, usage, "reflect")
     pending = {"thought": parsed.thought, "action": parsed.action, "argument": parsed.argument, "observation": ""}
     return Command(goto="execute", update={"pending": pending, "usage": usage, "invalid_streak": 0})
 

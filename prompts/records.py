@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from autoact.actions import FINISH
 from autoact.prompts.builders import (
-    ACTION, DEFAULT_OBS_CHARS, THOUGHT, PromptError, action_names, check_step, one_line, reflection_target,
+    DEFAULT_OBS_CHARS, PromptError, action_names, check_step, one_line, plan_target, reflection_target,
 )
 from autoact.prompts.kinds import KINDS
 from autoact.settings import AGENTS
@@ -60,7 +60,7 @@ def training_points(
 def _target(agent: str, item: Mapping[str, Any]) -> str:
     """What the agent writes at this point, whole (the chat target)."""
     if agent == "plan":
-        return f"{THOUGHT} {one_line(item['thought'])}\n{ACTION} {item['action']}"
+        return plan_target(item["thought"], item["action"])
     if agent == "tool":
         return one_line(item["argument"])
     return reflection_target(item)

@@ -23,7 +23,7 @@ from autoact.io import atomic_write_text
 from autoact.serving import vllm_server
 from autoact.serving.endpoint import api_key_from_env, auth_headers, tls_context
 from autoact.serving.vllm_server import ServerError
-from autoact.settings import BASE_MODEL_NAME, ROLES, Settings
+from autoact.settings import BASE_MODEL_NAME, ROLES, SamplingSettings, Settings
 
 
 #: How much of a bad answer an error quotes.
@@ -201,14 +201,13 @@ def _endpoint_and_model(role: str, settings: Settings, base_url: str | None,
 
 
 def _client_options(role: str, settings: Settings, base_url: str | None, served: list[str] | None,
-                    overrides: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+                    sampling: SamplingSettings) -> dict[str, Any]:
     """What the chat and the completions client of ``role`` share: endpoint, model,
     sampling, retries and HTTP clients of their own. langchain-openai otherwise shares
     one async client per URL across the process, and it breaks ("Event loop is
     closed") when a second asyncio.run (e.g. synthesis, then evaluation) reaches the
     same endpoint. Both clients use the shared TLS settings (see tls_context)."""
     url, model = _endpoint_and_model(role, settings, base_url, served)
-    sampling = settings.sampling_for(role).model_copy(update=overrides)
     return dict(
         http_client=openai.DefaultHttpxClient(timeout=settings.request_timeout_s, verify=tls_context()),
         http_async_client=httpx.AsyncClient(timeout=settings.request_timeout_s, verify=tls_context()),
@@ -222,7 +221,7 @@ def _client_options(role: str, settings: Settings, base_url: str | None, served:
         max_retries=settings.max_retries,
         timeout=settings.request_timeout_s,
         extra_body=_vllm_extras(settings, sampling.top_k),
-    ), sampling
+    )
 
 
 def completion_model(
@@ -234,8 +233,8 @@ def completion_model(
 ) -> EndpointOpenAI:
     """The completions client for ``role``: the same model choice and sampling as
     :func:`chat_model`, for prompts that are one text (no chat template)."""
-    options, _ = _client_options(role, settings, base_url, served, overrides)
-    return EndpointOpenAI(**options)
+    sampling = settings.sampling_for(role).model_copy(update=overrides)
+    return EndpointOpenAI(**_client_options(role, settings, base_url, served, sampling))
 
 
 def chat_model(
@@ -251,5 +250,6 @@ def chat_model(
     checks that the server answers. ``overrides`` replace sampling fields
     (temperature, max_tokens, stop, top_p, seed).
     """
-    options, sampling = _client_options(role, settings, base_url, served, overrides)
-    return EndpointChatOpenAI(**options, stop=list(sampling.stop) or None, stream_usage=True)
+    sampling = settings.sampling_for(role).model_copy(update=overrides)
+    return EndpointChatOpenAI(**_client_options(role, settings, base_url, served, sampling),
+                              stop=list(sampling.stop) or None, stream_usage=True)

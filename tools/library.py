@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,6 +108,12 @@ class ActionTool(BaseTool):
     def act(self, argument: str) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _page(self, document: Document, fallback_title: str = "") -> Paragraph:
+        """A retrieved document as a page: the corpus's paragraph of that title where it
+        has one (as read, not split again), else the document's own text."""
+        title = (document.metadata or {}).get("title")
+        return (self.corpus.get(title) if title else None) or document_paragraph(document, fallback_title)
+
 
 class RetrieveTool(ActionTool):
     name: str = "Retrieve"
@@ -124,7 +131,7 @@ class RetrieveTool(ActionTool):
             documents = self.retriever.invoke(argument)
             if not documents:
                 return f"Could not find [{argument}]."
-            return self._read(document_paragraph(documents[0], argument))
+            return self._read(self._page(documents[0], argument))
         if not len(self.corpus):
             return "The corpus is empty: there is nothing to retrieve."
         match = self.corpus.find(argument)
@@ -175,16 +182,18 @@ class SearchTool(ActionTool):
     mode: str = "bm25"
     top_k: int = 3
     max_chars: int = 300
-    #: Any LangChain retriever; None: the corpus's own index (:class:`CorpusRetriever`).
+    #: Any LangChain retriever; not given: the corpus's own index (:class:`CorpusRetriever`).
     retriever: BaseRetriever | None = None
 
+    def model_post_init(self, __context: Any) -> None:
+        super().model_post_init(__context)
+        if self.retriever is None:  # the corpus's own index, made once with the tool
+            self.retriever = CorpusRetriever(corpus=self.corpus, home=self.home, mode=self.mode, k=self.top_k)
+
     def act(self, argument: str) -> str:
-        retriever = self.retriever
-        if retriever is None:
-            if not len(self.corpus):
-                return "The corpus is empty: there is nothing to search."
-            retriever = CorpusRetriever(corpus=self.corpus, home=self.home, mode=self.mode, k=self.top_k)
-        pages = [document_paragraph(d) for d in retriever.invoke(argument)[: self.top_k]]
+        if isinstance(self.retriever, CorpusRetriever) and not len(self.corpus):
+            return "The corpus is empty: there is nothing to search."
+        pages = [self._page(d) for d in self.retriever.invoke(argument)[: self.top_k]]
         if not pages:
             return f"No paragraph matches [{argument}]. Try other words, or Retrieve[entity]."
         self.context.read(pages[0], self.corpus)  # Lookup works on the best hit, as after Retrieve
